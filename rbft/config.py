@@ -1,0 +1,94 @@
+"""Typed settings for every step. Dataclasses with help text, so the CLI and the studio build them the same way."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
+
+
+def _help(text: str, default: Any = None, **kw) -> Any:
+    if "default_factory" in kw:
+        return field(metadata={"help": text}, **kw)
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class FrameConfig:
+    num_frames: int = _help("frames sampled uniformly from each video", 8)
+    max_side: int = _help("longest side of a sampled frame, in pixels (fewer pixels, fewer tokens)", 224)
+
+
+@dataclass
+class ModelConfig:
+    model: str = _help("Hugging Face Hub id or local folder of a Qwen2-VL, Qwen2.5-VL, "
+                       "Qwen3-VL or SmolVLM/SmolVLM2 model", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct")
+    quantization: str = _help("'auto' (4-bit nf4 QLoRA on CUDA, bf16 LoRA on CPU), 'nf4' or 'none'", "auto")
+    device: str = _help("'auto', 'cuda' or 'cpu'", "auto")
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = _help("longest rationale, in tokens", 160)
+    batch_size: int = _help("videos per generation batch (left padded)", 4)
+    do_sample: bool = _help("sample instead of greedy decoding", False)
+    temperature: float = _help("sampling temperature (only with do_sample)", 0.7)
+    top_p: float = _help("nucleus sampling mass (only with do_sample)", 0.9)
+    repetition_penalty: float = _help("penalty on repeated tokens", 1.05)
+    seed: int = _help("random seed for sampling", 0)
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = _help("optimizer steps of this stage", 60)
+    batch_size: int = _help("videos per device per step", 2)
+    grad_accum: int = _help("gradient accumulation steps", 1)
+    learning_rate: float = _help("peak learning rate of the LoRA weights", 2e-4)
+    warmup_ratio: float = _help("share of steps that warm the learning rate up", 0.05)
+    lora_r: int = _help("LoRA rank", 16)
+    lora_alpha: int = _help("LoRA scaling alpha", 32)
+    lora_dropout: float = _help("LoRA dropout", 0.05)
+    eval_every: int = _help("evaluate on the validation split every K steps (0: only at the end)", 20)
+    save_every: int = _help("save a resumable checkpoint every K steps", 20)
+    seed: int = _help("random seed (data order, LoRA init)", 0)
+    gradient_checkpointing: bool = _help("trade compute for memory (recommended on GPUs)", False)
+
+
+@dataclass
+class ExperimentConfig:
+    frames: FrameConfig = _help("frame sampling", default_factory=FrameConfig)
+    model: ModelConfig = _help("the base model", default_factory=ModelConfig)
+    generation: GenerationConfig = _help("Stage I rationale generation", default_factory=GenerationConfig)
+    stage1: TrainConfig = _help("Stage I: video -> rationale", default_factory=TrainConfig)
+    stage2: TrainConfig = _help("Stage II and direct SFT: video -> label", default_factory=TrainConfig)
+    arms: list = _help("which arms to run", default_factory=lambda: ["zero_shot", "sft", "rbft"])
+    seeds: list = _help("one run of every arm per seed", default_factory=lambda: [0])
+    filter: str = _help("which rationales Stage I trains on: 'all', 'supported' (label support), "
+                        "'not_rejected' (drop those a person rejected)", "not_rejected")
+    hint_in_training: bool = _help("keep the label hint in the Stage I training prompt (the authors' "
+                                   "scripts do); by default Stage I learns from the video alone", False)
+    sft_same_total_steps: bool = _help("give direct SFT as many steps as Stage I + Stage II together", False)
+
+
+def to_dict(cfg) -> dict:
+    return asdict(cfg)
+
+
+def from_dict(cls, data: Optional[dict]):
+    """Build a (nested) config dataclass from a dict, rejecting unknown keys by name."""
+    data = dict(data or {})
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(unknown)}; "
+                         f"known: {', '.join(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = cls.__dataclass_fields__[name].default_factory \
+            if known[name].default_factory is not None else None  # type: ignore[attr-defined]
+        sub = default() if callable(default) else None
+        kwargs[name] = from_dict(type(sub), value) if hasattr(sub, "__dataclass_fields__") else value
+    return cls(**kwargs)
+
+
+def dumps(cfg) -> str:
+    return json.dumps(to_dict(cfg), indent=2)

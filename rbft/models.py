@@ -1,0 +1,266 @@
+"""Model families, loading (4-bit QLoRA on CUDA, bf16 on CPU), and the three things we ask of a VLM:
+encode a (video, prompt[, answer]) example, generate text, and score candidate answers.
+
+Every family goes through AutoProcessor / AutoModelForImageTextToText; what differs
+between families is kept in one `Family` record each.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .config import FrameConfig, GenerationConfig, ModelConfig
+from .frames import Clip
+from .testing import FAMILIES as TINY_FAMILIES, TINY_PREFIX, tiny_model_dir
+
+LORA_LAYERS = "(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+SEQUENCE_KEYS = {"input_ids": None, "attention_mask": 0, "labels": -100,
+                 "mm_token_type_ids": 0, "token_type_ids": 0}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    end_of_turn: str          # closes an assistant answer; training targets end with it
+    answer_prefix: str        # what the chat format puts between the generation prompt and the answer
+    text_module: str          # LoRA goes on the language model only (vision towers also have q_proj)
+    patch_factor: int = 0     # Qwen: pixels per merged token side (patch * merge)
+    skip_quantization: tuple = ()
+
+    @property
+    def lora_target(self) -> str:
+        return rf".*{self.text_module}\.layers\.\d+\..*{LORA_LAYERS}"
+
+
+# matched from the start of the module name (transformers 5); vision towers stay bf16
+QWEN_SKIP = ("model.visual", "lm_head")
+FAMILIES = {
+    "qwen2_vl": Family("qwen2_vl", "<|im_end|>", "", "language_model", 28, QWEN_SKIP),
+    "qwen2_5_vl": Family("qwen2_5_vl", "<|im_end|>", "", "language_model", 28, QWEN_SKIP),
+    "qwen3_vl": Family("qwen3_vl", "<|im_end|>", "", "language_model", 32, QWEN_SKIP),
+    "smolvlm": Family("smolvlm", "<end_of_utterance>", " ", "text_model", 0,
+                      ("model.vision_model", "model.connector", "lm_head")),
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be loaded, with what to do about it."""
+
+
+OFFLINE_HELP = ("Offline options: a local folder holding the model (config, weights, processor files), "
+                f"or a tiny random model for trying the pipeline: {', '.join(TINY_PREFIX + f for f in TINY_FAMILIES)}.")
+
+
+def resolve(name: str) -> Path | str:
+    """A tiny model name, a local folder, or a Hub id (returned unchanged)."""
+    if name.startswith(TINY_PREFIX):
+        return tiny_model_dir(name[len(TINY_PREFIX):])
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{path} has no config.json: it is not a model folder. {OFFLINE_HELP}")
+        return path
+    return name
+
+
+def detect_family(model_type: str) -> Family:
+    if model_type not in FAMILIES:
+        raise ModelLoadError(f"model type {model_type!r} is not supported; supported families: "
+                             f"Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM/SmolVLM2 "
+                             f"(model types {', '.join(FAMILIES)})")
+    return FAMILIES[model_type]
+
+
+def pick_device(requested: str = "auto") -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("--device cuda was asked for, but torch sees no CUDA GPU here")
+    return requested
+
+
+def use_4bit(cfg: ModelConfig, device: str) -> bool:
+    if cfg.quantization not in ("auto", "nf4", "none"):
+        raise ModelLoadError(f"quantization must be auto, nf4 or none, not {cfg.quantization!r}")
+    return cfg.quantization == "nf4" or (cfg.quantization == "auto" and device == "cuda")
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    processor: object
+    family: Family
+    name: str
+    device: str
+    quantized: bool
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+
+def _load_config(source):
+    from transformers import AutoConfig
+    try:
+        return AutoConfig.from_pretrained(source)
+    except OSError as e:
+        msg = str(e)
+        if isinstance(source, str) and ("connect" in msg.lower() or "offline" in msg.lower()
+                                        or "resolve" in msg.lower() or "couldn't" in msg.lower()):
+            raise ModelLoadError(f"cannot download {source!r}: the Hugging Face Hub cannot be reached "
+                                 f"from this machine ({msg.splitlines()[0]}). {OFFLINE_HELP}") from None
+        raise ModelLoadError(f"cannot load {source!r}: {msg.splitlines()[0]}. {OFFLINE_HELP}") from None
+
+
+def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool = False) -> LoadedModel:
+    """Base model (+ a LoRA adapter when given). With trainable=True the adapter's weights can be trained further."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+
+    source = resolve(cfg.model)
+    config = _load_config(source)
+    family = detect_family(config.model_type)
+    device = pick_device(cfg.device)
+    quantized = use_4bit(cfg, device)
+    kwargs = {"dtype": torch.bfloat16}
+    if quantized:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            llm_int8_skip_modules=list(family.skip_quantization))
+    if device == "cuda":
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    try:
+        processor = AutoProcessor.from_pretrained(source)
+        model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+    except OSError as e:
+        raise ModelLoadError(f"cannot load {cfg.model!r}: {str(e).splitlines()[0]}. {OFFLINE_HELP}") from None
+    if adapter is not None:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    if device == "cpu":
+        model.to("cpu")
+    model.eval()
+    return LoadedModel(model, processor, family, cfg.model, device, quantized)
+
+
+# ---- encoding ---------------------------------------------------------------------------
+
+def chat_prompt(lm: LoadedModel, text: str, with_video: bool = True) -> str:
+    """The family's chat format for one user turn (video first, then text), ready for the answer."""
+    content = ([{"type": "video"}] if with_video else []) + [{"type": "text", "text": text}]
+    return lm.processor.apply_chat_template([{"role": "user", "content": content}],
+                                            add_generation_prompt=True, tokenize=False)
+
+
+def video_kwargs(lm: LoadedModel, clips: Sequence[Clip], frames: FrameConfig) -> dict:
+    """Processor arguments for frames we sampled ourselves, sized by our frame settings."""
+    kw = {"videos": [c.frames for c in clips], "video_metadata": [c.metadata for c in clips],
+          "do_sample_frames": False}
+    if lm.family.patch_factor:
+        f = lm.family.patch_factor
+        kw["size"] = {"shortest_edge": 4 * f * f, "longest_edge": max(frames.max_side ** 2, 4 * f * f)}
+        kw["cap_pixels_per_frame"] = True
+    return kw
+
+
+def encode(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
+           answer: Optional[str] = None) -> dict:
+    """One example as tensors without a batch dimension on sequence keys.
+
+    With an answer, the answer tokens (and the end-of-turn token) are appended and are the
+    only ones with labels: prompt and video tokens are masked with -100.
+    """
+    text = chat_prompt(lm, prompt, with_video=clip is not None)
+    kw = video_kwargs(lm, [clip], frames) if clip is not None else {}
+    out = lm.processor(text=[text], return_tensors="pt", **kw)
+    feats = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+    ids = feats["input_ids"][0]
+    seq = {k: feats.pop(k)[0] for k in list(feats) if k in SEQUENCE_KEYS}
+    if answer is not None:
+        ans = lm.tokenizer(lm.family.answer_prefix + answer + lm.family.end_of_turn,
+                           add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+        seq["input_ids"] = torch.cat([ids, ans])
+        seq["attention_mask"] = torch.ones_like(seq["input_ids"])
+        for k in ("mm_token_type_ids", "token_type_ids"):
+            if k in seq:  # answer tokens are text
+                seq[k] = torch.cat([seq[k], torch.zeros_like(ans)])
+        seq["labels"] = torch.cat([torch.full_like(ids, -100), ans])
+    return {**seq, **feats}
+
+
+def collate(features: list[dict], pad_id: int, side: str = "right") -> dict:
+    """Pad sequence keys to one length; concatenate vision tensors along their first dimension
+    (zero-padding the frame dimension when clips have different frame counts)."""
+    batch = {}
+    length = max(f["input_ids"].shape[0] for f in features)
+    for key in features[0]:
+        values = [f[key] for f in features]
+        if key in SEQUENCE_KEYS:
+            fill = pad_id if key == "input_ids" else SEQUENCE_KEYS[key]
+            padded = []
+            for v in values:
+                pad = torch.full((length - v.shape[0],), fill, dtype=v.dtype)
+                padded.append(torch.cat([pad, v] if side == "left" else [v, pad]))
+            batch[key] = torch.stack(padded)
+        else:
+            if values[0].dim() >= 2 and len({v.shape[1] for v in values}) > 1:
+                most = max(v.shape[1] for v in values)
+                values = [torch.cat([v, v.new_zeros((v.shape[0], most - v.shape[1], *v.shape[2:]))], 1)
+                          for v in values]
+            batch[key] = torch.cat(values)
+    return batch
+
+
+def to_model(lm: LoadedModel, batch: dict) -> dict:
+    device = next(lm.model.parameters()).device
+    out = {}
+    for k, v in batch.items():
+        v = v.to(device)
+        out[k] = v.to(torch.bfloat16) if v.is_floating_point() else v
+    return out
+
+
+# ---- generation and scoring ------------------------------------------------------------
+
+@torch.no_grad()
+def generate(lm: LoadedModel, prompts: list[str], clips: list[Clip], frames: FrameConfig,
+             gen: GenerationConfig) -> list[str]:
+    """Free text for a batch of videos, left padded so every row continues its own prompt."""
+    feats = [encode(lm, p, c, frames) for p, c in zip(prompts, clips)]
+    batch = to_model(lm, collate(feats, lm.tokenizer.pad_token_id, side="left"))
+    eot = lm.tokenizer.convert_tokens_to_ids(lm.family.end_of_turn)
+    kwargs = dict(max_new_tokens=gen.max_new_tokens, do_sample=gen.do_sample,
+                  repetition_penalty=gen.repetition_penalty, pad_token_id=lm.tokenizer.pad_token_id,
+                  eos_token_id=[eot, lm.tokenizer.eos_token_id])
+    if gen.do_sample:
+        kwargs.update(temperature=gen.temperature, top_p=gen.top_p)
+        torch.manual_seed(gen.seed)
+    out = lm.model.generate(**batch, **kwargs)
+    new = out[:, batch["input_ids"].shape[1]:]
+    return [t.strip() for t in lm.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+@torch.no_grad()
+def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
+                  options: list[str]) -> list[float]:
+    """Log-likelihood of each option as the full answer (its tokens and the end of turn),
+    all options in one batched forward. The highest is the prediction: no free text to parse."""
+    feats = [encode(lm, prompt, clip, frames, answer=o) for o in options]
+    batch = to_model(lm, collate(feats, lm.tokenizer.pad_token_id, side="right"))
+    labels = batch.pop("labels")
+    logits = lm.model(**batch).logits.float()
+    logp = torch.log_softmax(logits[:, :-1], dim=-1)
+    target = labels[:, 1:]
+    mask = target != -100
+    token_logp = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (token_logp * mask).sum(-1).tolist()
+
+
+def model_info(lm: LoadedModel) -> dict:
+    return {"model": lm.name, "family": lm.family.name, "device": lm.device,
+            "quantized_4bit": lm.quantized}

@@ -1,0 +1,262 @@
+"""The project's SQLite file (sqlite-utils, WAL mode). The only module that writes SQL.
+
+A project is a folder: `project.db`, `cache/` (sampled frames), `runs/` (adapters,
+checkpoints), `videos/` (uploads). Every step reads and writes through `Store`.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import sqlite_utils
+
+from .events import Event
+
+DB_NAME = "project.db"
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ProjectError(f"cannot create the project folder {self.root}: {e.strerror}") from e
+        try:
+            self.db = sqlite_utils.Database(self.root / DB_NAME)
+            self.db.enable_wal()
+            self._schema()
+        except Exception as e:  # sqlite3.OperationalError on a read-only folder, full disk...
+            raise ProjectError(f"cannot open the project database in {self.root}: {e}") from e
+
+    # ---- schema -------------------------------------------------------------------
+    def _schema(self) -> None:
+        db = self.db
+        if "meta" not in db.table_names():
+            db["meta"].create({"key": str, "value": str}, pk="key")
+        if "videos" not in db.table_names():
+            db["videos"].create({
+                "id": str, "path": str, "label": str, "split": str, "sha256": str,
+                "n_frames": int, "fps": float, "width": int, "height": int,
+                "duration_s": float, "added_at": float,
+            }, pk="id")
+            db["videos"].create_index(["sha256"])
+        if "import_errors" not in db.table_names():
+            db["import_errors"].create({"path": str, "reason": str, "at": float}, pk="path")
+        if "prompts" not in db.table_names():
+            db["prompts"].create({"id": int, "kind": str, "version": int, "template": str,
+                                  "created_at": float}, pk="id")
+            db["prompts"].create_index(["kind", "version"], unique=True)
+        if "rationales" not in db.table_names():
+            db["rationales"].create({
+                "video_id": str, "prompt_id": int, "model": str, "text": str,
+                "status": str, "settings": str, "created_at": float,
+            }, pk=("video_id", "prompt_id", "model"))
+        if "runs" not in db.table_names():
+            db["runs"].create({
+                "id": str, "experiment": str, "arm": str, "seed": int, "status": str,
+                "config": str, "output_dir": str, "metrics": str, "error": str,
+                "started_at": float, "finished_at": float,
+            }, pk="id")
+        if "predictions" not in db.table_names():
+            db["predictions"].create({
+                "run_id": str, "video_id": str, "label": str, "pred": str,
+                "scores": str, "rationale": str,
+            }, pk=("run_id", "video_id"))
+        if "events" not in db.table_names():
+            db["events"].create({
+                "id": int, "run_id": str, "kind": str, "stage": str, "done": int,
+                "total": int, "message": str, "data": str, "time": float,
+            }, pk="id")
+            db["events"].create_index(["run_id", "id"])
+
+    # ---- project settings ---------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        try:
+            return json.loads(self.db["meta"].get(key)["value"])
+        except sqlite_utils.db.NotFoundError:
+            return default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db["meta"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+
+    # ---- videos -------------------------------------------------------------------
+    def resolve(self, path: str) -> Path:
+        """A stored video path (relative to the project when inside it) as a real path."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    def relative(self, path: Path) -> str:
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def add_videos(self, rows: Iterable[dict]) -> None:
+        rows = [dict(r, added_at=r.get("added_at") or _now()) for r in rows]
+        with self.db.conn:
+            self.db["videos"].insert_all(rows, pk="id", ignore=True)
+
+    def set_splits(self, splits: dict[str, str]) -> None:
+        with self.db.conn:
+            for vid, split in splits.items():
+                self.db["videos"].update(vid, {"split": split})
+
+    def videos(self, split: Optional[str] = None, label: Optional[str] = None) -> list[dict]:
+        where, args = [], []
+        if split:
+            where.append("split = ?"); args.append(split)
+        if label:
+            where.append("label = ?"); args.append(label)
+        return list(self.db["videos"].rows_where(" and ".join(where) or None, args,
+                                                 order_by="id"))
+
+    def video(self, video_id: str) -> dict:
+        return self.db["videos"].get(video_id)
+
+    def video_by_sha(self, sha256: str) -> Optional[dict]:
+        rows = list(self.db["videos"].rows_where("sha256 = ?", [sha256], limit=1))
+        return rows[0] if rows else None
+
+    def record_import_error(self, path: str, reason: str) -> None:
+        self.db["import_errors"].upsert({"path": path, "reason": reason, "at": _now()}, pk="path")
+
+    def clear_import_error(self, path: str) -> None:
+        self.db.execute("delete from import_errors where path = ?", [path])
+        self.db.conn.commit()
+
+    def import_errors(self) -> list[dict]:
+        return list(self.db["import_errors"].rows_where(order_by="path"))
+
+    def labels(self) -> list[str]:
+        """The project's classes: the declared ones first, then any label seen in the videos."""
+        declared = [c["name"] for c in self.get_meta("classes", [])]
+        seen = [r["label"] for r in self.db.query(
+            "select distinct label from videos where label is not null order by label")]
+        return declared + [s for s in seen if s not in declared]
+
+    # ---- prompts ------------------------------------------------------------------
+    def save_prompt(self, kind: str, template: str) -> int:
+        """Store a template as the newest version of its kind; an unchanged template keeps its id."""
+        latest = self.latest_prompt(kind)
+        if latest and latest["template"] == template:
+            return latest["id"]
+        version = (latest["version"] + 1) if latest else 1
+        with self.db.conn:
+            return self.db["prompts"].insert({"kind": kind, "version": version,
+                                              "template": template, "created_at": _now()}).last_pk
+
+    def latest_prompt(self, kind: str) -> Optional[dict]:
+        rows = list(self.db["prompts"].rows_where("kind = ?", [kind], order_by="version desc",
+                                                  limit=1))
+        return rows[0] if rows else None
+
+    def prompt(self, prompt_id: int) -> dict:
+        return self.db["prompts"].get(prompt_id)
+
+    def prompts(self, kind: Optional[str] = None) -> list[dict]:
+        if kind:
+            return list(self.db["prompts"].rows_where("kind = ?", [kind], order_by="version"))
+        return list(self.db["prompts"].rows_where(order_by="kind, version"))
+
+    # ---- rationales ---------------------------------------------------------------
+    def save_rationale(self, video_id: str, prompt_id: int, model: str, text: str,
+                       settings: dict, status: str = "generated") -> None:
+        with self.db.conn:
+            self.db["rationales"].upsert({
+                "video_id": video_id, "prompt_id": prompt_id, "model": model, "text": text,
+                "status": status, "settings": json.dumps(settings), "created_at": _now(),
+            }, pk=("video_id", "prompt_id", "model"))
+
+    def set_rationale(self, video_id: str, prompt_id: int, model: str, *,
+                      text: Optional[str] = None, status: Optional[str] = None) -> None:
+        """A human edit, accept or reject of one rationale."""
+        changes = {k: v for k, v in (("text", text), ("status", status)) if v is not None}
+        with self.db.conn:
+            self.db["rationales"].update((video_id, prompt_id, model), changes)
+
+    def rationales(self, prompt_id: Optional[int] = None, model: Optional[str] = None) -> list[dict]:
+        where, args = [], []
+        if prompt_id is not None:
+            where.append("r.prompt_id = ?"); args.append(prompt_id)
+        if model is not None:
+            where.append("r.model = ?"); args.append(model)
+        sql = ("select r.*, v.label, v.split from rationales r join videos v on v.id = r.video_id"
+               + (" where " + " and ".join(where) if where else "") + " order by r.video_id")
+        return list(self.db.query(sql, args))
+
+    def rationale_generators(self) -> list[dict]:
+        """Which (prompt, model) pairs have rationales, newest first."""
+        return list(self.db.query(
+            "select prompt_id, model, count(*) as n, max(created_at) as last from rationales "
+            "group by prompt_id, model order by last desc"))
+
+    # ---- runs, predictions, events -----------------------------------------------
+    def start_run(self, arm: str, seed: int, config: dict, output_dir: str,
+                  experiment: str = "", run_id: Optional[str] = None) -> str:
+        run_id = run_id or f"{arm}-s{seed}-{uuid.uuid4().hex[:8]}"
+        with self.db.conn:
+            self.db["runs"].upsert({
+                "id": run_id, "experiment": experiment, "arm": arm, "seed": seed,
+                "status": "running", "config": json.dumps(config), "output_dir": output_dir,
+                "started_at": _now(), "finished_at": None, "error": None,
+            }, pk="id")
+        return run_id
+
+    def finish_run(self, run_id: str, metrics: Optional[dict] = None, status: str = "done",
+                   error: Optional[str] = None) -> None:
+        with self.db.conn:
+            self.db["runs"].update(run_id, {
+                "status": status, "metrics": json.dumps(metrics) if metrics is not None else None,
+                "error": error, "finished_at": _now()})
+
+    def run(self, run_id: str) -> dict:
+        row = self.db["runs"].get(run_id)
+        for key in ("config", "metrics"):
+            row[key] = json.loads(row[key]) if row[key] else None
+        return row
+
+    def runs(self, experiment: Optional[str] = None) -> list[dict]:
+        rows = self.db["runs"].rows_where("experiment = ?" if experiment else None,
+                                          [experiment] if experiment else [],
+                                          order_by="started_at")
+        return [self.run(r["id"]) for r in rows]
+
+    def save_predictions(self, run_id: str, rows: list[dict]) -> None:
+        rows = [dict(r, run_id=run_id, scores=json.dumps(r["scores"])) for r in rows]
+        with self.db.conn:
+            self.db.execute("delete from predictions where run_id = ?", [run_id])
+            self.db["predictions"].insert_all(rows, pk=("run_id", "video_id"))
+
+    def predictions(self, run_id: str) -> list[dict]:
+        rows = self.db["predictions"].rows_where("run_id = ?", [run_id], order_by="video_id")
+        return [dict(r, scores=json.loads(r["scores"])) for r in rows]
+
+    def record_event(self, run_id: str, event: Event) -> None:
+        with self.db.conn:
+            self.db["events"].insert({
+                "run_id": run_id, "kind": event.kind, "stage": event.stage, "done": event.done,
+                "total": event.total, "message": event.message,
+                "data": json.dumps(event.data, default=float), "time": event.time})
+
+    def events(self, run_id: str, kind: Optional[str] = None, after_id: int = 0) -> list[dict]:
+        where, args = "run_id = ? and id > ?", [run_id, after_id]
+        if kind:
+            where += " and kind = ?"; args.append(kind)
+        return [dict(r, data=json.loads(r["data"]))
+                for r in self.db["events"].rows_where(where, args, order_by="id")]
+
+    def event_sink(self, run_id: str):
+        return lambda event: self.record_event(run_id, event)
+
+
+class ProjectError(Exception):
+    """A problem with the project folder or its database, said plainly."""
