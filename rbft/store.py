@@ -58,6 +58,8 @@ class Store:
             db["rationales"].create({
                 "video_id": str, "prompt_id": int, "model": str, "text": str,
                 "status": str, "settings": str, "created_at": float,
+                # label support, scored by a model from the rationale text alone
+                "support_pred": str, "support_ok": int, "support_margin": float,
             }, pk=("video_id", "prompt_id", "model"))
         if "runs" not in db.table_names():
             db["runs"].create({
@@ -182,6 +184,12 @@ class Store:
         changes = {k: v for k, v in (("text", text), ("status", status)) if v is not None}
         with self.db.conn:
             self.db["rationales"].update((video_id, prompt_id, model), changes)
+
+    def set_support(self, video_id: str, prompt_id: int, model: str, pred: str, ok: bool,
+                    margin: float) -> None:
+        with self.db.conn:
+            self.db["rationales"].update((video_id, prompt_id, model), {
+                "support_pred": pred, "support_ok": int(ok), "support_margin": margin})
 
     def rationales(self, prompt_id: Optional[int] = None, model: Optional[str] = None) -> list[dict]:
         where, args = [], []

@@ -1,0 +1,191 @@
+"""The arms of the comparison, on the same split, seeds, frames and step budget:
+
+  zero_shot  the base model, no training
+  sft        direct SFT: video -> label from the base model (Stage II's steps)
+  sft_total  direct SFT with as many steps as RB-FT's Stage I + Stage II together
+  rbft       Stage I (video -> rationale) gives M_inter, then Stage II (video -> label)
+
+Each (experiment, arm, seed) is one run in the store. Re-running the same command
+skips finished runs and resumes interrupted ones from their checkpoints.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import resource
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from . import models, project, quality, rationales
+from .config import ExperimentConfig, to_dict
+from .evaluate import evaluate
+from .events import Event, EventSink, fanout, ignore
+from .prompts import rationale_target
+from .store import Store
+from .train import Example, train_stage
+
+ARMS = ("zero_shot", "sft", "sft_total", "rbft")
+
+
+def experiment_name(cfg: ExperimentConfig) -> str:
+    """Same settings, same name: that is what makes a re-run resume."""
+    blob = json.dumps({k: v for k, v in to_dict(cfg).items() if k != "seeds"}, sort_keys=True)
+    return "exp-" + hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def label_examples(store: Store, split: str = "train") -> list[Example]:
+    text = project.render(store, "classify")
+    return [Example(v, text, v["label"]) for v in store.videos(split=split)]
+
+
+def rationale_examples(store: Store, rows: list[dict], hint_in_training: bool) -> list[Example]:
+    """Stage I targets: the reasoning then 'Classification: <label>'. By default the prompt
+    is the describe prompt (video alone); with the hint, the generation prompt itself."""
+    videos = {v["id"]: v for v in store.videos(split="train")}
+    rationale_template = project.prompt(store, "rationale")["template"]
+    out = []
+    for r in rows:
+        if r["video_id"] not in videos:
+            continue
+        video = videos[r["video_id"]]
+        prompt = (project.render(store, "rationale", rationale_template, label=video["label"])
+                  if hint_in_training else project.render(store, "describe"))
+        out.append(Example(video, prompt, rationale_target(r["text"], video["label"])))
+    return out
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _free(lm) -> None:
+    del lm
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment: str,
+            on_event: EventSink = ignore) -> dict:
+    """Run one arm for one seed and store its metrics and per-video predictions."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; arms are {', '.join(ARMS)}")
+    run_id = f"{experiment}/{arm}/s{seed}"
+    out_dir = store.root / "runs" / experiment / f"{arm}-s{seed}"
+    existing = store.db["runs"].count_where("id = ?", [run_id])
+    if existing and store.run(run_id)["status"] == "done":
+        on_event(Event("log", arm, message=f"{arm} seed {seed}: done before, kept"))
+        return store.run(run_id)["metrics"]
+    store.start_run(arm, seed, to_dict(cfg), str(out_dir), experiment, run_id=run_id)
+    emit = fanout(store.event_sink(run_id), on_event)
+    stage1 = replace(cfg.stage1, seed=seed)
+    stage2 = replace(cfg.stage2, seed=seed)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.time()
+    try:
+        lm = models.load(cfg.model)
+        has_val = bool(store.videos(split="val"))
+
+        def validate(stage: str):
+            if not has_val:
+                return None
+            return lambda: evaluate(store, lm, "val", cfg.frames, stage=f"{stage}/val")[0]
+
+        steps = {"stage1": 0, "stage2": 0}
+        if arm in ("sft", "sft_total"):
+            budget = stage2 if arm == "sft" else replace(stage2, max_steps=stage1.max_steps + stage2.max_steps)
+            steps["stage2"] = budget.max_steps
+            train_stage(store, lm, label_examples(store), cfg.frames, budget, out_dir / "sft", arm,
+                        validate(arm), emit)
+        elif arm == "rbft":
+            gen = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation, on_event=emit)
+            if cfg.filter == "supported":
+                quality.score_support(store, lm, gen["prompt_id"], lm.name, on_event=emit)
+            rows = quality.select(store.rationales(gen["prompt_id"], lm.name), cfg.filter)
+            emit(Event("log", "stage1", message=f"Stage I trains on {len(rows)} rationales "
+                                                f"(filter: {cfg.filter})"))
+            examples = rationale_examples(store, rows, cfg.hint_in_training)
+            train_stage(store, lm, examples, cfg.frames, stage1, out_dir / "stage1", "stage1",
+                        validate("stage1"), emit)
+            train_stage(store, lm, label_examples(store), cfg.frames, stage2, out_dir / "stage2",
+                        "stage2", validate("stage2"), emit)
+            steps = {"stage1": stage1.max_steps, "stage2": stage2.max_steps}
+        metrics, rows = evaluate(store, lm, "test", cfg.frames, on_event=emit, stage=f"{arm}/test")
+        metrics.update(seconds=time.time() - start, peak_rss_mb=_peak_rss_mb(), steps=steps,
+                       total_steps=sum(steps.values()), **models.model_info(lm))
+        if torch.cuda.is_available():
+            metrics["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        store.save_predictions(run_id, [dict(r, rationale=None) for r in rows])
+        store.finish_run(run_id, metrics)
+        emit(Event("done", arm, message=f"{arm} seed {seed}: accuracy {metrics['accuracy']:.3f}, "
+                                         f"macro-F1 {metrics['macro_f1']:.3f}"))
+        _free(lm)
+        return metrics
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        store.finish_run(run_id, status=status, error=f"{type(e).__name__}: {e}")
+        emit(Event("error", arm, message=f"{arm} seed {seed} {status}: {e}"))
+        raise
+
+
+def run_experiment(store: Store, cfg: ExperimentConfig, name: Optional[str] = None,
+                   on_event: EventSink = ignore) -> str:
+    if not store.videos(split="train"):
+        raise ValueError("the project has no training videos; run `python -m rbft ingest` first")
+    if not store.videos(split="test"):
+        raise ValueError("the project has no test videos to compare the arms on")
+    name = name or experiment_name(cfg)
+    for seed in cfg.seeds:
+        for arm in cfg.arms:
+            run_arm(store, arm, seed, cfg, name, on_event)
+    return name
+
+
+def summarize(store: Store, experiment: str) -> list[dict]:
+    """One row per arm: mean and std over seeds of accuracy and macro-F1, per-class F1 means."""
+    by_arm: dict[str, list[dict]] = {}
+    for run in store.runs(experiment):
+        if run["status"] == "done":
+            by_arm.setdefault(run["arm"], []).append(run["metrics"])
+    rows = []
+    for arm in [a for a in ARMS if a in by_arm]:
+        ms = by_arm[arm]
+
+        def mean_std(values):
+            return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+        classes = ms[0]["classes"]
+        rows.append({
+            "arm": arm, "seeds": len(ms),
+            "accuracy": mean_std([m["accuracy"] for m in ms]),
+            "macro_f1": mean_std([m["macro_f1"] for m in ms]),
+            "per_class_f1": {c: statistics.fmean(m["per_class"][c]["f1"] for m in ms) for c in classes},
+            "total_steps": ms[0].get("total_steps", 0),
+            "seconds": statistics.fmean(m["seconds"] for m in ms),
+            "peak_rss_mb": max(m["peak_rss_mb"] for m in ms),
+            "n_test": ms[0]["n"],
+        })
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """A markdown table of the arms side by side."""
+    if not rows:
+        return "(no finished runs)"
+    classes = list(rows[0]["per_class_f1"])
+    head = ["arm", "seeds", "steps", "accuracy", "macro-F1"] + [f"F1 {c}" for c in classes] + ["time s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["arm"], str(r["seeds"]), str(r["total_steps"]),
+                 f"{r['accuracy'][0]:.3f} ± {r['accuracy'][1]:.3f}",
+                 f"{r['macro_f1'][0]:.3f} ± {r['macro_f1'][1]:.3f}"]
+        cells += [f"{r['per_class_f1'][c]:.3f}" for c in classes] + [f"{r['seconds']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

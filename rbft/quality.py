@@ -1,0 +1,119 @@
+"""Rationale quality: what can be counted from the text, and label support scored by a model.
+
+Label leakage: the reasoning names the class outright (it may then be copying the hint,
+not describing the video). Label support: given only the rationale, does a model pick the
+true class? (The authors' data has rationales that describe a calm scene and still end
+"Abnormal": support catches that.) Filtering keeps only what supports its label, as
+Video-STaR keeps only answers that verifiably contain the label.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter, defaultdict
+from typing import Optional
+
+from . import models, project
+from .config import FrameConfig
+from .evaluate import softmax
+from .events import EventSink, Progress, ignore
+from .prompts import strip_classification
+from .store import Store
+
+WORD = re.compile(r"[a-z0-9']+")
+FILTERS = ("all", "not_rejected", "supported")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def leaks_label(text: str, label: str) -> bool:
+    """The class name (underscores read as spaces) stated in the reasoning, whole words only."""
+    name = re.escape(" ".join(label.replace("_", " ").lower().split()))
+    return re.search(rf"\b{name}\b", " ".join(words(strip_classification(text).replace("_", " ")))) is not None
+
+
+def repetition(text: str, n: int = 3) -> float:
+    """Share of n-grams that repeat an earlier one (0: none, near 1: a loop)."""
+    grams = list(zip(*[words(text)[i:] for i in range(n)]))
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """Distinct n-grams over all n-grams across a set of rationales (diversity)."""
+    grams = [g for t in texts for g in zip(*[words(t)[i:] for i in range(n)])]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def score_support(store: Store, lm: models.LoadedModel, prompt_id: int, model: str,
+                  on_event: EventSink = ignore) -> None:
+    """Ask `lm`, from each rationale's reasoning alone (no video), which class it points to."""
+    names = [c["name"] for c in project.classes(store)]
+    rows = store.rationales(prompt_id, model)
+    progress = Progress(on_event, "support", len(rows))
+    frames = FrameConfig()
+    for r in rows:
+        text = project.render(store, "support", rationale=strip_classification(r["text"]))
+        probs = softmax(models.score_options(lm, text, None, frames, names))
+        pred = names[max(range(len(names)), key=probs.__getitem__)]
+        true_p = probs[names.index(r["label"])]
+        rival = max((p for n, p in zip(names, probs) if n != r["label"]), default=0.0)
+        store.set_support(r["video_id"], prompt_id, model, pred, pred == r["label"], true_p - rival)
+        progress.advance()
+
+
+def select(rows: list[dict], mode: str) -> list[dict]:
+    """The rationales Stage I trains on."""
+    if mode not in FILTERS:
+        raise ValueError(f"filter must be one of {', '.join(FILTERS)}, not {mode!r}")
+    if mode == "all":
+        return list(rows)
+    kept = [r for r in rows if r["status"] != "rejected"]
+    if mode == "supported":
+        if any(r["support_ok"] is None for r in kept):
+            raise ValueError("label support has not been scored for these rationales; run "
+                             "`python -m rbft stats --score-support` first")
+        kept = [r for r in kept if r["support_ok"] or r["status"] in ("accepted", "edited")]
+    return kept
+
+
+def _summary(rows: list[dict]) -> dict:
+    lengths = [len(words(strip_classification(r["text"]))) for r in rows]
+    scored = [r for r in rows if r["support_ok"] is not None]
+    return {
+        "n": len(rows),
+        "words_mean": statistics.fmean(lengths) if lengths else 0.0,
+        "words_median": statistics.median(lengths) if lengths else 0.0,
+        "words_min": min(lengths, default=0), "words_max": max(lengths, default=0),
+        "lengths": lengths,
+        "leakage_rate": sum(leaks_label(r["text"], r["label"]) for r in rows) / len(rows) if rows else 0.0,
+        "support_rate": sum(r["support_ok"] for r in scored) / len(scored) if scored else None,
+        "distinct_1": distinct_n([r["text"] for r in rows], 1),
+        "distinct_2": distinct_n([r["text"] for r in rows], 2),
+        "repetition_mean": statistics.fmean(repetition(r["text"]) for r in rows) if rows else 0.0,
+        "empty": sum(1 for n in lengths if n == 0),
+        "status": dict(Counter(r["status"] for r in rows)),
+    }
+
+
+def stats(store: Store, prompt_id: int, model: str, worst: int = 3) -> dict:
+    """Overall and per-class stats for one (prompt version, model), with the worst examples."""
+    rows = store.rationales(prompt_id, model)
+    by_class = defaultdict(list)
+    for r in rows:
+        by_class[r["label"]].append(r)
+
+    def badness(r):  # unsupported first, then most repetitive, then shortest
+        return (r["support_ok"] == 1, -repetition(r["text"]), len(words(r["text"])))
+
+    return {"prompt_id": prompt_id, "model": model, "overall": _summary(rows),
+            "per_class": {c: _summary(rs) for c, rs in sorted(by_class.items())},
+            "worst": [{"video_id": r["video_id"], "label": r["label"], "text": r["text"],
+                       "support_pred": r["support_pred"], "repetition": repetition(r["text"])}
+                      for r in sorted(rows, key=badness)[:worst]]}
+
+
+def latest_generator(store: Store, model: Optional[str] = None) -> Optional[dict]:
+    gens = [g for g in store.rationale_generators() if model is None or g["model"] == model]
+    return gens[0] if gens else None
