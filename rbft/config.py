@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 

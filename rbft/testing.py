@@ -8,6 +8,7 @@ seconds on a CPU. The answers are noise; the plumbing is not.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -143,7 +144,7 @@ def build_tiny(family: str, out_dir: str | Path, seed: int = 0) -> Path:
 
 def tiny_model_dir(family: str, cache_root: str | Path | None = None) -> Path:
     """The folder of a tiny model, built on first use (in well under a minute)."""
-    root = Path(cache_root or Path.home() / ".cache" / "rbft" / "tiny")
+    root = Path(cache_root or os.environ.get("RBFT_TINY_DIR") or Path.home() / ".cache" / "rbft" / "tiny")
     out = root / family
     if not (out / "rbft_tiny.json").exists():
         tmp = root / f".{family}.building"

@@ -1,0 +1,349 @@
+"""`python -m rbft`: every step of RB-FT from the command line. A thin layer over the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from . import config as C
+
+GROUPS = {  # ExperimentConfig field -> flag prefix
+    "frames": "", "model": "", "generation": "gen-", "stage1": "stage1-", "stage2": "stage2-",
+}
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str, dest_prefix: str) -> None:
+    group = parser.add_argument_group(cls.__name__)
+    for f in fields(cls):
+        flag = "--" + prefix + f.name.replace("_", "-")
+        default = f.default if f.default_factory is C.MISSING else f.default_factory()  # type: ignore
+        kw = {"dest": f"{dest_prefix}{f.name}", "default": None, "metavar": f.name.upper(),
+              "help": f"{f.metadata.get('help', '')} (default: {default})"}
+        if isinstance(default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+            del kw["metavar"]
+        elif isinstance(default, list):
+            kw.update(nargs="+", type=type(default[0]) if default else str)
+        else:
+            kw["type"] = type(default)
+        group.add_argument(flag, **kw)
+
+
+def add_experiment_args(parser: argparse.ArgumentParser, groups=tuple(GROUPS)) -> None:
+    for name in groups:
+        add_config_args(parser, type(getattr(C.ExperimentConfig(), name)), GROUPS[name], f"{name}.")
+
+
+def build_config(args: argparse.Namespace) -> C.ExperimentConfig:
+    """Start from the defaults, then the --config file, then any flag given."""
+    cfg = C.to_dict(C.ExperimentConfig())
+    if getattr(args, "config", None):
+        loaded = json.loads(Path(args.config).read_text())
+        for k, v in loaded.items():
+            cfg[k] = {**cfg[k], **v} if isinstance(cfg.get(k), dict) else v
+    for key, value in vars(args).items():
+        if value is None:
+            continue
+        if "." in key:
+            group, name = key.split(".", 1)
+            cfg[group][name] = value
+        elif key in ("arms", "seeds", "filter", "hint_in_training"):
+            cfg[key] = value
+    return C.from_dict(C.ExperimentConfig, cfg)
+
+
+def _store(args):
+    from .project import open_project
+    return open_project(args.project)
+
+
+def _sink(args):
+    from .events import ignore, print_sink
+    return ignore if args.quiet else print_sink()
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+def cmd_ingest(args):
+    from .data import ingest
+    report = ingest(_store(args), args.source, seed=args.seed, on_event=_sink(args))
+    print(report.summary())
+
+
+def cmd_configure(args):
+    from .project import classes, configure, domain
+    store = _store(args)
+    descriptions = {}
+    for item in args.describe or []:
+        name, _, text = item.partition("=")
+        descriptions[name.strip()] = text.strip()
+    configure(store, args.domain, descriptions)
+    print(f"domain: {domain(store)}")
+    for c in classes(store):
+        print(f"  {c['name']}: {c['description'] or '(no description)'}")
+
+
+def cmd_prompt(args):
+    from . import project
+    store = _store(args)
+    if args.set:
+        pid = project.save_prompt(store, args.kind, Path(args.set).read_text())
+        print(f"saved {args.kind} prompt as version {store.prompt(pid)['version']} (id {pid})")
+    if args.list:
+        for p in store.prompts(args.kind):
+            print(f"id {p['id']:>3}  {p['kind']:<9} v{p['version']}  {p['template'].splitlines()[0][:60]}")
+        return
+    row = project.prompt(store, args.kind)
+    print(f"# {args.kind} prompt v{row['version']} (id {row['id']})\n{row['template']}")
+    if args.render:
+        video = store.video(args.render)
+        print("# rendered for", args.render)
+        print(project.render(store, args.kind, row["template"], label=video["label"]))
+
+
+def cmd_generate(args):
+    from . import models
+    from .rationales import generate_rationales
+    cfg = build_config(args)
+    store = _store(args)
+    lm = models.load(cfg.model)
+    result = generate_rationales(store, lm, cfg.frames, cfg.generation, prompt_id=args.prompt_id,
+                                 split=args.split, overwrite=args.overwrite, on_event=_sink(args))
+    print(f"generated {result['generated']} rationales ({result['skipped']} already done) in "
+          f"{result['seconds']:.1f} s with prompt id {result['prompt_id']}")
+
+
+def cmd_stats(args):
+    from . import models, quality
+    store = _store(args)
+    gen = quality.latest_generator(store, args.model)
+    if args.prompt_id is None and gen is None:
+        sys.exit("no rationales yet: run `python -m rbft generate` first")
+    prompt_id = args.prompt_id if args.prompt_id is not None else gen["prompt_id"]
+    model = args.model or gen["model"]
+    if args.score_support:
+        scorer = models.load(C.ModelConfig(model=args.scorer or model))
+        quality.score_support(store, scorer, prompt_id, model, on_event=_sink(args))
+    s = quality.stats(store, prompt_id, model)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return
+    print(f"rationales of prompt id {prompt_id} by {model}")
+    head = f"{'class':<16}{'n':>4}{'words':>8}{'leak':>7}{'support':>9}{'dist-1':>8}{'dist-2':>8}{'repeat':>8}"
+    print(head)
+    for name, row in [("ALL", s["overall"]), *s["per_class"].items()]:
+        support = "-" if row["support_rate"] is None else f"{row['support_rate']:.2f}"
+        print(f"{name:<16}{row['n']:>4}{row['words_mean']:>8.1f}{row['leakage_rate']:>7.2f}{support:>9}"
+              f"{row['distinct_1']:>8.2f}{row['distinct_2']:>8.2f}{row['repetition_mean']:>8.2f}")
+    print("worst examples:")
+    for w in s["worst"]:
+        print(f"  [{w['label']}] {w['video_id']}: {w['text'][:100]!r}")
+
+
+def cmd_train(args):
+    from .experiment import experiment_name, run_arm
+    cfg = build_config(args)
+    store = _store(args)
+    name = args.name or experiment_name(cfg)
+    metrics = run_arm(store, args.arm, args.seed, cfg, name, on_event=_sink(args))
+    print(f"run {name}/{args.arm}/s{args.seed}: accuracy {metrics['accuracy']:.3f}, "
+          f"macro-F1 {metrics['macro_f1']:.3f}")
+
+
+def _load_for_run(store, args):
+    from . import models
+    from .export import run_adapter
+    if args.run:
+        run = store.run(args.run)
+        cfg = C.from_dict(C.ExperimentConfig, run["config"])
+        adapter = run_adapter(store, args.run) if run["arm"] != "zero_shot" else None
+        return models.load(cfg.model, adapter=adapter), cfg.frames
+    cfg = build_config(args)
+    return models.load(cfg.model, adapter=args.adapter), cfg.frames
+
+
+def cmd_eval(args):
+    from .evaluate import evaluate
+    store = _store(args)
+    lm, frames = _load_for_run(store, args)
+    metrics, _ = evaluate(store, lm, args.split, frames, on_event=_sink(args))
+    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "confusion", "classes")}))
+
+
+def cmd_experiment(args):
+    from .experiment import format_table, run_experiment, summarize
+    cfg = build_config(args)
+    store = _store(args)
+    name = run_experiment(store, cfg, args.name, on_event=_sink(args))
+    print(f"\nexperiment {name} ({cfg.model.model}, seeds {cfg.seeds}), test split:\n")
+    print(format_table(summarize(store, name)))
+
+
+def cmd_predict(args):
+    from .config import GenerationConfig
+    from .predict import predict
+    store = _store(args)
+    lm, frames = _load_for_run(store, args)
+    gen = None if args.no_rationale else GenerationConfig(max_new_tokens=args.max_new_tokens)
+    for row in predict(store, lm, args.videos, frames, gen, on_event=_sink(args)):
+        if row["error"]:
+            print(f"{row['path']}: cannot be used: {row['error']}")
+            continue
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in row["scores"].items())
+        print(f"{row['path']}: {row['pred']}  ({scores})")
+        if row["rationale"]:
+            print(f"  rationale: {row['rationale']}")
+
+
+def cmd_export(args):
+    from . import export
+    store = _store(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run = store.run(args.run)
+    if run["arm"] != "zero_shot":
+        print("adapter:", export.export_adapter(store, args.run, out / "adapter"))
+    if args.merged:
+        print("merged model:", export.export_merged(store, args.run, out / "merged"))
+    print("predictions:", export.export_predictions(store, args.run, out / "predictions.csv"))
+    print("rationales:", export.export_rationales(store, out / "rationales.jsonl"))
+
+
+def cmd_runs(args):
+    store = _store(args)
+    for r in store.runs(args.experiment):
+        m = r["metrics"] or {}
+        acc = f"accuracy {m['accuracy']:.3f}" if "accuracy" in m else (r["error"] or "")
+        print(f"{r['id']:<40} {r['status']:<12} {acc}")
+
+
+def cmd_sample(args):
+    from .sample import create_sample
+    report = create_sample(args.project, on_event=_sink(args))
+    print(report.summary())
+    print(f"sample project ready in {args.project}")
+
+
+def cmd_tiny(args):
+    from .testing import FAMILIES, build_tiny
+    for family in args.families or FAMILIES:
+        print(build_tiny(family, Path(args.out) / family))
+
+
+# ---- parser --------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rbft",
+        description="RB-FT: rationale-bootstrapped fine-tuning of a vision-language model for video "
+                    "classification. Typical order: ingest -> configure -> generate -> stats -> experiment.",
+        epilog="Models: a Hugging Face Hub id, a local folder, or tiny:qwen2_vl / tiny:qwen2_5_vl / "
+               "tiny:qwen3_vl / tiny:smolvlm (tiny random models, offline, for trying the pipeline).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, help_text, project=True):
+        c = sub.add_parser(name, help=help_text, description=help_text)
+        if project:
+            c.add_argument("--project", required=True, help="project folder (created if missing)")
+        c.add_argument("--quiet", action="store_true", help="no progress output")
+        c.set_defaults(func=func)
+        return c
+
+    c = command("ingest", cmd_ingest, "add videos from a folder (one subfolder per class) or a "
+                "CSV/JSONL manifest (path,label[,split]); broken files are listed with the reason")
+    c.add_argument("source", help="folder or manifest file")
+    c.add_argument("--seed", type=int, default=0, help="seed of the stratified train/val/test split")
+
+    c = command("configure", cmd_configure, "set the domain and class descriptions the prompts show")
+    c.add_argument("--domain", help='e.g. "smart-home security camera footage"')
+    c.add_argument("--describe", nargs="+", metavar="CLASS=TEXT", help="one-line class definitions")
+
+    c = command("prompt", cmd_prompt, "show, list or set prompt templates (each edit is a new version)")
+    c.add_argument("--kind", default="rationale", choices=["rationale", "describe", "classify", "support"])
+    c.add_argument("--set", metavar="FILE", help="store the template in FILE as a new version")
+    c.add_argument("--list", action="store_true", help="list the versions")
+    c.add_argument("--render", metavar="VIDEO_ID", help="also show the prompt rendered for a video")
+
+    c = command("generate", cmd_generate, "Stage I: generate rationales for the training videos "
+                "(resumable: done videos are skipped)")
+    add_experiment_args(c, ("frames", "model", "generation"))
+    c.add_argument("--prompt-id", type=int, help="prompt version id (default: the newest)")
+    c.add_argument("--split", default="train", help="which split to write rationales for")
+    c.add_argument("--overwrite", action="store_true", help="regenerate videos that have one")
+
+    c = command("stats", cmd_stats, "rationale quality per class: length, label leakage, label support, "
+                "diversity, repetition, worst examples")
+    c.add_argument("--prompt-id", type=int, help="prompt version id (default: the newest used)")
+    c.add_argument("--model", help="the model that wrote them (default: the newest used)")
+    c.add_argument("--score-support", action="store_true",
+                   help="score label support: does the rationale alone point to its class?")
+    c.add_argument("--scorer", help="model that scores support (default: the one that wrote them)")
+    c.add_argument("--json", action="store_true", help="print everything as JSON")
+
+    for name, func, text in [
+            ("train", cmd_train, "train one arm for one seed: sft, sft_total or rbft (Stage I -> II)"),
+            ("experiment", cmd_experiment, "run zero-shot, direct SFT and RB-FT on the same split, "
+             "seeds and budget, and print one table (re-run the same command to resume)")]:
+        c = command(name, func, text)
+        add_experiment_args(c)
+        c.add_argument("--config", help="JSON file of ExperimentConfig settings (flags override it)")
+        c.add_argument("--name", help="experiment name (default: derived from the settings)")
+        c.add_argument("--filter", choices=["all", "not_rejected", "supported"],
+                       help="which rationales Stage I trains on (default: not_rejected)")
+        c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
+                       help="keep the label hint in the Stage I training prompt")
+        if name == "train":
+            c.add_argument("--arm", required=True, choices=["sft", "sft_total", "rbft"])
+            c.add_argument("--seed", type=int, default=0)
+        else:
+            c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft"])
+            c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
+
+    for name, func, text in [
+            ("eval", cmd_eval, "evaluate a run's model (or base model + adapter) by label scoring"),
+            ("predict", cmd_predict, "label new videos with a trained model, with its rationale")]:
+        c = command(name, func, text)
+        c.add_argument("--run", help="run id (see `runs`): its model, adapter and frame settings")
+        c.add_argument("--adapter", help="a peft adapter folder (with --model)")
+        add_experiment_args(c, ("frames", "model"))
+        if name == "eval":
+            c.add_argument("--split", default="test", choices=["train", "val", "test"])
+        else:
+            c.add_argument("videos", nargs="+", help="video files")
+            c.add_argument("--no-rationale", action="store_true", help="label only")
+            c.add_argument("--max-new-tokens", type=int, default=160, help="longest rationale")
+
+    c = command("export", cmd_export, "write a run's adapter, predictions CSV and the rationale JSONL")
+    c.add_argument("--run", required=True, help="run id (see `runs`)")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--merged", action="store_true", help="also write base weights with the LoRA merged")
+
+    c = command("runs", cmd_runs, "list runs with their status and accuracy")
+    c.add_argument("--experiment", help="only this experiment")
+
+    command("sample", cmd_sample, "create a project from the bundled sample clips (3 motion classes)")
+
+    c = command("tiny", cmd_tiny, "build tiny random models of each family (offline, for trying things)",
+                project=False)
+    c.add_argument("--out", required=True, help="folder to write them to")
+    c.add_argument("--families", nargs="+", help="default: all")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import VideoError
+    from .models import ModelLoadError
+    from .prompts import PromptError
+    from .store import ProjectError
+    try:
+        args.func(args)
+    except (ModelLoadError, PromptError, ProjectError, VideoError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
