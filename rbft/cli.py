@@ -261,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--describe", nargs="+", metavar="CLASS=TEXT", help="one-line class definitions")
 
     c = command("prompt", cmd_prompt, "show, list or set prompt templates (each edit is a new version)")
-    c.add_argument("--kind", default="rationale", choices=["rationale", "describe", "classify", "support"])
+    c.add_argument("--kind", default="rationale", choices=["rationale", "describe", "classify", "support"],
+                   help="rationale (Stage I generation, label hint), describe (Stage I training), "
+                        "classify (labels), support (text-only label-support check)")
     c.add_argument("--set", metavar="FILE", help="store the template in FILE as a new version")
     c.add_argument("--list", action="store_true", help="list the versions")
     c.add_argument("--render", metavar="VIDEO_ID", help="also show the prompt rendered for a video")
@@ -295,10 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
                        help="keep the label hint in the Stage I training prompt")
         if name == "train":
-            c.add_argument("--arm", required=True, choices=["sft", "sft_total", "rbft"])
-            c.add_argument("--seed", type=int, default=0)
+            c.add_argument("--arm", required=True, choices=["sft", "sft_total", "rbft"],
+                           help="sft: labels from the base model; sft_total: the same with Stage I + II "
+                                "steps; rbft: Stage I (rationales) then Stage II (labels)")
+            c.add_argument("--seed", type=int, default=0, help="seed of this run")
         else:
-            c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft"])
+            c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft"],
+                           help="which arms to run (default: zero_shot sft rbft)")
             c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
 
     for name, func, text in [
@@ -309,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--adapter", help="a peft adapter folder (with --model)")
         add_experiment_args(c, ("frames", "model"))
         if name == "eval":
-            c.add_argument("--split", default="test", choices=["train", "val", "test"])
+            c.add_argument("--split", default="test", choices=["train", "val", "test"],
+                           help="which split to evaluate on")
         else:
             c.add_argument("videos", nargs="+", help="video files")
             c.add_argument("--no-rationale", action="store_true", help="label only")

@@ -1,0 +1,45 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rbft.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_command_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        assert command.description, f"{name} has no help"
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings} has no help"
+
+
+def test_import_rbft_does_not_import_gradio():
+    code = "import sys, rbft.cli, rbft.experiment, rbft.store; print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_sample_then_experiment_prints_the_table(tmp_path, tiny):
+    project = str(tmp_path / "sample")
+    assert main(["sample", "--project", project, "--quiet"]) == 0
+    cmd = [sys.executable, "-m", "rbft", "experiment", "--project", project, "--model", "tiny:smolvlm",
+           "--num-frames", "4", "--max-side", "64", "--gen-max-new-tokens", "8",
+           "--stage1-max-steps", "2", "--stage2-max-steps", "2", "--quiet"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| zero_shot |" in out.stdout and "| rbft |" in out.stdout
+    assert "F1 fall" in out.stdout and "F1 left" in out.stdout and "F1 right" in out.stdout
+
+
+def test_bad_input_is_an_error_line_not_a_traceback(tmp_path, capsys):
+    assert main(["ingest", "--project", str(tmp_path / "p"), str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Classify {colour}")
+    assert main(["prompt", "--project", str(tmp_path / "p"), "--kind", "classify", "--set", str(bad)]) == 2
+    assert "unknown field" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""ingest -> generate -> Stage I -> Stage II -> evaluate, for every family, and resume after a crash."""
+import pytest
+
+from rbft import experiment, export, quality
+from rbft.data import ingest
+from rbft.train import EventCallback
+
+from conftest import small_config
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "smolvlm"])
+def test_experiment_runs_every_arm(store, dataset, tiny, family, tmp_path):
+    ingest(store, dataset)
+    cfg = small_config(tiny(family))
+    name = experiment.run_experiment(store, cfg)
+    runs = {r["arm"]: r for r in store.runs(name)}
+    assert set(runs) == {"zero_shot", "sft", "rbft"} and all(r["status"] == "done" for r in runs.values())
+    n_test = len(store.videos(split="test"))
+    for arm, run in runs.items():
+        assert len(store.predictions(run["id"])) == n_test
+        assert run["metrics"]["n"] == n_test
+    assert runs["rbft"]["metrics"]["steps"] == {"stage1": 3, "stage2": 3}
+    # Stage I trained on one rationale per training video, generated with the label hint
+    gen = quality.latest_generator(store)
+    assert len(store.rationales(gen["prompt_id"], gen["model"])) == len(store.videos(split="train"))
+    # live events: losses and validation confusion matrices for each stage
+    events = store.events(runs["rbft"]["id"], kind="eval")
+    assert {e["stage"] for e in events} == {"stage1", "stage2"}
+    assert all(len(e["data"]["confusion"]) == 2 for e in events)
+    assert store.events(runs["rbft"]["id"], kind="loss")
+    table = experiment.format_table(experiment.summarize(store, name))
+    assert "| rbft |" in table and "| sft |" in table and "| zero_shot |" in table
+    out = export.export_adapter(store, runs["rbft"]["id"], tmp_path / "adapter")
+    assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
+
+
+def test_finished_runs_are_not_redone(store, dataset, tiny):
+    ingest(store, dataset)
+    cfg = small_config(tiny("smolvlm"), arms=["sft"])
+    name = experiment.run_experiment(store, cfg)
+    first = store.run(f"{name}/sft/s0")
+    experiment.run_experiment(store, cfg)
+    assert store.run(f"{name}/sft/s0")["finished_at"] == first["finished_at"]
+
+
+def test_a_crashed_training_resumes_from_its_checkpoint(store, dataset, tiny, monkeypatch):
+    ingest(store, dataset)
+    cfg = small_config(tiny("qwen2_vl"), arms=["sft"])
+    cfg.stage2.max_steps, cfg.stage2.save_every = 4, 2
+    original = EventCallback.on_step_end
+
+    def crash_at_step_3(self, args, state, control, **kw):
+        original(self, args, state, control, **kw)
+        if state.global_step == 3:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(EventCallback, "on_step_end", crash_at_step_3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        experiment.run_experiment(store, cfg, name="crash")
+    assert store.run("crash/sft/s0")["status"] == "failed"
+    monkeypatch.setattr(EventCallback, "on_step_end", original)
+    experiment.run_experiment(store, cfg, name="crash")
+    run = store.run("crash/sft/s0")
+    assert run["status"] == "done"
+    logs = [e["message"] for e in store.events(run["id"], kind="log")]
+    assert any("resuming from checkpoint-2" in m for m in logs)
+    steps = [e["done"] for e in store.events(run["id"], kind="loss")]
+    assert steps[-1] == 4 and 3 in steps  # step 3 trained again after the resume
+
+
+def test_generation_resumes_where_it_stopped(store, dataset, tiny):
+    from rbft import models
+    from rbft.rationales import generate_rationales
+    ingest(store, dataset)
+    cfg = small_config(tiny("smolvlm"))
+    lm = models.load(cfg.model)
+    train = [v["id"] for v in store.videos(split="train")]
+    first = generate_rationales(store, lm, cfg.frames, cfg.generation, video_ids=train[:2])
+    second = generate_rationales(store, lm, cfg.frames, cfg.generation, video_ids=train)
+    assert first["generated"] == 2 and second == {**second, "generated": len(train) - 2, "skipped": 2}
+
+
+def test_sft_lowers_the_training_loss(store, dataset, tiny):
+    ingest(store, dataset)
+    cfg = small_config(tiny("qwen2_vl"), arms=["sft"])
+    cfg.stage2.max_steps, cfg.stage2.learning_rate, cfg.stage2.eval_every = 24, 3e-3, 0
+    experiment.run_experiment(store, cfg, name="learn")
+    losses = [e["data"]["loss"] for e in store.events("learn/sft/s0", kind="loss")]
+    assert sum(losses[-4:]) < 0.85 * sum(losses[:4])  # frozen or broken gradients would not move it
