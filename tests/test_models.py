@@ -72,3 +72,20 @@ def test_cuda_requested_without_gpu_is_a_clear_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(models.ModelLoadError, match="no CUDA"):
         models.pick_device("cuda")
+
+
+def test_gradients_flow_through_frozen_nf4_layers_on_cpu():
+    """QLoRA trains LoRA weights below 4-bit layers: the input gradient must be exact."""
+    import bitsandbytes as bnb
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(64, 64, bias=False).to(torch.bfloat16)
+    q = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4")
+    q.weight = bnb.nn.Params4bit(dense.weight.data.clone(), requires_grad=False, quant_type="nf4")
+    q = q.to("cpu")
+    x = torch.randn(2, 7, 64, dtype=torch.bfloat16, requires_grad=True)
+    q(x).float().sum().backward()
+    w = bnb.functional.dequantize_4bit(q.weight.data, q.weight.quant_state).to(torch.bfloat16)
+    ref = x.detach().clone().requires_grad_(True)
+    (ref @ w.t()).float().sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert torch.equal(x.grad, ref.grad)

@@ -87,3 +87,14 @@ def test_sft_lowers_the_training_loss(store, dataset, tiny):
     experiment.run_experiment(store, cfg, name="learn")
     losses = [e["data"]["loss"] for e in store.events("learn/sft/s0", kind="loss")]
     assert sum(losses[-4:]) < 0.85 * sum(losses[:4])  # frozen or broken gradients would not move it
+
+
+def test_qlora_nf4_trains_on_cpu(store, dataset, tiny):
+    ingest(store, dataset)
+    cfg = small_config(tiny("smolvlm"), arms=["sft"])
+    cfg.model.quantization = "nf4"
+    cfg.stage2.eval_every = 0
+    experiment.run_experiment(store, cfg, name="qlora")
+    run = store.run("qlora/sft/s0")
+    assert run["status"] == "done" and run["metrics"]["quantized_4bit"] is True
+    assert [e["done"] for e in store.events(run["id"], kind="loss")] == [1, 2, 3]
