@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import config as C
@@ -18,7 +18,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str, dest_pref
     group = parser.add_argument_group(cls.__name__)
     for f in fields(cls):
         flag = "--" + prefix + f.name.replace("_", "-")
-        default = f.default if f.default_factory is C.MISSING else f.default_factory()  # type: ignore
+        default = f.default if f.default_factory is MISSING else f.default_factory()  # type: ignore
         kw = {"dest": f"{dest_prefix}{f.name}", "default": None, "metavar": f.name.upper(),
               "help": f"{f.metadata.get('help', '')} (default: {default})"}
         if isinstance(default, bool):

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
 
@@ -84,10 +83,9 @@ def from_dict(cls, data: Optional[dict]):
                          f"known: {', '.join(known)}")
     kwargs = {}
     for name, value in data.items():
-        default = cls.__dataclass_fields__[name].default_factory \
-            if known[name].default_factory is not None else None  # type: ignore[attr-defined]
-        sub = default() if callable(default) else None
-        kwargs[name] = from_dict(type(sub), value) if hasattr(sub, "__dataclass_fields__") else value
+        factory = known[name].default_factory
+        nested = factory if is_dataclass(factory) else None  # sub-configs use their class as factory
+        kwargs[name] = from_dict(nested, value) if nested and isinstance(value, dict) else value
     return cls(**kwargs)
 
 

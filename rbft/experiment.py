@@ -64,13 +64,6 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _free(lm) -> None:
-    del lm
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment: str,
             on_event: EventSink = ignore) -> dict:
     """Run one arm for one seed and store its metrics and per-video predictions."""
@@ -126,7 +119,10 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
         store.finish_run(run_id, metrics)
         emit(Event("done", arm, message=f"{arm} seed {seed}: accuracy {metrics['accuracy']:.3f}, "
                                          f"macro-F1 {metrics['macro_f1']:.3f}"))
-        _free(lm)
+        del lm  # release the model before the next arm loads its own
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         return metrics
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"

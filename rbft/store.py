@@ -107,11 +107,6 @@ class Store:
         with self.db.conn:
             self.db["videos"].insert_all(rows, pk="id", ignore=True)
 
-    def set_splits(self, splits: dict[str, str]) -> None:
-        with self.db.conn:
-            for vid, split in splits.items():
-                self.db["videos"].update(vid, {"split": split})
-
     def videos(self, split: Optional[str] = None, label: Optional[str] = None) -> list[dict]:
         where, args = [], []
         if split:
