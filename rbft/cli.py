@@ -226,6 +226,17 @@ def cmd_sample(args):
     print(f"sample project ready in {args.project}")
 
 
+def cmd_job(args):
+    from . import jobs
+    store = _store(args)
+    if args.job_id:
+        jobs.run_job(store, args.job_id)
+        return
+    jobs.refresh(store)
+    for j in store.jobs():
+        print(f"{j['id']:<32} {j['kind']:<11} {j['status']:<12} {j['error'] or ''}")
+
+
 def cmd_tiny(args):
     from .testing import FAMILIES, build_tiny
     for family in args.families or FAMILIES:
@@ -328,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = command("runs", cmd_runs, "list runs with their status and accuracy")
     c.add_argument("--experiment", help="only this experiment")
+
+    c = command("job", cmd_job, "run a recorded background job (what the studio starts), "
+                "or list the project's jobs")
+    c.add_argument("job_id", nargs="?", help="the job to run here (default: list the jobs)")
 
     command("sample", cmd_sample, "create a project from the bundled sample clips (3 motion classes)")
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
+import re
+import shutil
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +27,7 @@ from .frames import file_sha256
 from .store import Store
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv"}
+MANIFEST_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".ndjson"}
 SPLITS = ("train", "val", "test")
 
 
@@ -130,7 +135,7 @@ def collect(source: str | Path, project_root: Path) -> tuple[list[dict], dict[st
         return rows, errors
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist")
-    if source.suffix.lower() not in (".csv", ".tsv", ".jsonl", ".ndjson"):
+    if source.suffix.lower() not in MANIFEST_EXTENSIONS:
         raise ValueError(f"{source.name}: give a folder (one subfolder per class) or a "
                          ".csv / .jsonl manifest with path,label[,split]")
     roots = [source.parent, project_root]
@@ -238,4 +243,105 @@ def ingest(store: Store, source: str | Path, seed: int = 0, on_event: EventSink 
     for path, reason in report.errors.items():
         store.record_import_error(path, reason)
     report.added = [r["path"] for r in new_rows]
+    return report
+
+
+def safe_filename(name: str) -> str:
+    """A file name that stays where it is put: no folders, no leading dots, no odd characters."""
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    clean = re.sub(r"[^\w.\- ]+", "_", base).strip(" .")
+    return clean[-150:] or "video"
+
+
+def import_files(store: Store, files: list[str | Path], label: Optional[str] = None, seed: int = 0,
+                 on_event: EventSink = ignore) -> IngestReport:
+    """Uploaded files into the project, then ingested like a manifest.
+
+    Each file is copied to `videos/uploads/<batch>/` under a safe name (a name cannot
+    reach outside that folder). Labels come from `label` (every video one class) or
+    from one uploaded manifest whose rows name the uploaded videos by file name.
+    """
+    files = [Path(f) for f in files]
+    manifests = [f for f in files if f.suffix.lower() in MANIFEST_EXTENSIONS]
+    videos = [f for f in files if f not in manifests]
+    if len(manifests) > 1:
+        raise ValueError("upload one manifest at a time")
+    if not videos:
+        raise ValueError("no videos among the uploaded files")
+    label = (label or "").strip()
+    if not manifests and not label:
+        raise ValueError("say which class the uploaded videos are, or upload a manifest "
+                         "(path,label[,split]) with them")
+    batch = store.root / "videos" / "uploads" / time.strftime("%Y%m%d-%H%M%S")
+    while batch.exists():
+        batch = batch.with_name(batch.name + "_")
+    batch.mkdir(parents=True)
+    copied: dict[str, str] = {}
+    for f in videos:
+        name = safe_filename(f.name)
+        stem, n = Path(name), 1
+        while name in copied.values():
+            n += 1
+            name = f"{stem.stem}_{n}{stem.suffix}"
+        try:
+            shutil.copyfile(f, batch / name)
+        except OSError as e:
+            raise ValueError(f"cannot copy {f.name} into the project: {e.strerror}") from None
+        copied[f.name] = name
+    report_errors: dict[str, str] = {}
+    if manifests:
+        by_name = {safe_filename(k): v for k, v in copied.items()}
+        rows = []
+        for n, row in enumerate(read_manifest(manifests[0]), 1):
+            name = by_name.get(safe_filename(str(row.get("path") or "")))
+            if name is None:
+                report_errors[f"{manifests[0].name} row {n}"] = (
+                    f"{row.get('path')!r} is not among the uploaded videos")
+                continue
+            rows.append({"path": name, "label": row.get("label", ""), "split": row.get("split", "")})
+    else:
+        rows = [{"path": name, "label": label, "split": ""} for name in copied.values()]
+    manifest = batch / "manifest.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=["path", "label", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    report = ingest(store, manifest, seed=seed, on_event=on_event)
+    report.errors.update(report_errors)
+    for path, reason in report_errors.items():
+        store.record_import_error(path, reason)
+    return report
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        return
+    try:
+        os.link(src, dest)  # same disk: no second copy of the bytes
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def import_folder(store: Store, source: str | Path, seed: int = 0, on_event: EventSink = ignore) -> IngestReport:
+    """A class-per-subfolder folder brought into the project (hard links where possible, else copies)
+    under `videos/imported/<folder>/`, then ingested: the project holds everything it uses, and the
+    studio can play every clip. A manifest is ingested where its files are."""
+    source = Path(source).expanduser().resolve()
+    if not source.is_dir():
+        return ingest(store, source, seed=seed, on_event=on_event)
+    dest = store.root / "videos" / "imported" / safe_filename(source.name)
+    if store.root == source or store.root in source.parents:
+        return ingest(store, source, seed=seed, on_event=on_event)  # already inside the project
+    rows, errors = collect(source, store.root)
+    for row in rows:
+        target = dest / safe_filename(row["label"]) / safe_filename(row["file"].name)
+        try:
+            _link_or_copy(row["file"], target)
+        except OSError as e:
+            errors[str(row["file"])] = f"cannot copy it into the project: {e.strerror}"
+    report = ingest(store, dest, seed=seed, on_event=on_event) if dest.exists() else IngestReport()
+    report.errors.update(errors)
+    for path, reason in errors.items():
+        store.record_import_error(path, reason)
     return report

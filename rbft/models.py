@@ -68,6 +68,21 @@ def resolve(name: str) -> Path | str:
     return name
 
 
+def available(name: str) -> bool:
+    """Can this model be loaded without a download (tiny, a local folder, or in the Hub cache)?"""
+    if name.startswith(TINY_PREFIX) or Path(name).expanduser().exists():
+        return True
+    from huggingface_hub import try_to_load_from_cache
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def default_model() -> str:
+    """The configured default Hub model where it is cached here, else the tiny offline SmolVLM."""
+    from .config import ModelConfig
+    hub = ModelConfig().model
+    return hub if available(hub) else TINY_PREFIX + "smolvlm"
+
+
 def detect_family(model_type: str) -> Family:
     if model_type not in FAMILIES:
         raise ModelLoadError(f"model type {model_type!r} is not supported; supported families: "

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import prompts
-from .config import FrameConfig
+from .config import ExperimentConfig, FrameConfig, from_dict, to_dict
 from .frames import Clip, load_clip
 from .store import Store
 
@@ -62,3 +62,22 @@ def render(store: Store, kind: str, template: Optional[str] = None, **values: st
 
 def clip(store: Store, video: dict, frames: FrameConfig) -> Clip:
     return load_clip(store.resolve(video["path"]), video["sha256"], frames, store.root / "cache" / "frames")
+
+
+def settings(store: Store) -> ExperimentConfig:
+    """The project's current settings (model, frames, training) that the studio edits and its jobs use.
+
+    Before any are saved: the defaults, with the default model if it can be loaded
+    here, else the tiny offline model so that every step still runs.
+    """
+    saved = store.get_meta("settings")
+    if saved is not None:
+        return from_dict(ExperimentConfig, saved)
+    from .models import default_model
+    cfg = ExperimentConfig()
+    cfg.model.model = default_model()
+    return cfg
+
+
+def save_settings(store: Store, cfg: ExperimentConfig) -> None:
+    store.set_meta("settings", to_dict(cfg))

@@ -78,6 +78,12 @@ class Store:
                 "total": int, "message": str, "data": str, "time": float,
             }, pk="id")
             db["events"].create_index(["run_id", "id"])
+        if "jobs" not in db.table_names():
+            db["jobs"].create({
+                "id": str, "kind": str, "params": str, "status": str, "pid": int,
+                "error": str, "result": str, "log": str,
+                "created_at": float, "started_at": float, "finished_at": float,
+            }, pk="id")
 
     # ---- project settings ---------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -243,6 +249,10 @@ class Store:
         rows = self.db["predictions"].rows_where("run_id = ?", [run_id], order_by="video_id")
         return [dict(r, scores=json.loads(r["scores"])) for r in rows]
 
+    def set_prediction_rationale(self, run_id: str, video_id: str, text: str) -> None:
+        with self.db.conn:
+            self.db["predictions"].update((run_id, video_id), {"rationale": text})
+
     def record_event(self, run_id: str, event: Event) -> None:
         with self.db.conn:
             self.db["events"].insert({
@@ -257,8 +267,82 @@ class Store:
         return [dict(r, data=json.loads(r["data"]))
                 for r in self.db["events"].rows_where(where, args, order_by="id")]
 
+    def recent_events(self, run_id: str, kind: Optional[str] = None, limit: int = 50) -> list[dict]:
+        """The newest events of a stream, newest first."""
+        where, args = "run_id = ?", [run_id]
+        if kind:
+            where += " and kind = ?"; args.append(kind)
+        return [dict(r, data=json.loads(r["data"]))
+                for r in self.db["events"].rows_where(where, args, order_by="id desc", limit=limit)]
+
     def event_sink(self, run_id: str):
         return lambda event: self.record_event(run_id, event)
+
+    def last_event_id(self, run_ids: list[str]) -> int:
+        """The newest event id of these runs: a cheap "has anything changed?" for the UI."""
+        if not run_ids:
+            return 0
+        marks = ",".join("?" * len(run_ids))
+        row = next(self.db.query(f"select max(id) as m from events where run_id in ({marks})", run_ids))
+        return row["m"] or 0
+
+    # ---- background jobs ------------------------------------------------------------
+    JOB_ACTIVE = ("queued", "running", "stopping")
+
+    def add_job(self, kind: str, params: dict) -> str:
+        """Record a new job, refusing while another is active: one job per project at a time.
+
+        The check and the insert share one write transaction, so two clicks in two
+        browser tabs cannot both start a job.
+        """
+        job_id = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        conn = self.db.conn
+        conn.execute("begin immediate")
+        try:
+            marks = ",".join("?" * len(self.JOB_ACTIVE))
+            busy = conn.execute(f"select id, kind from jobs where status in ({marks})",
+                                self.JOB_ACTIVE).fetchone()
+            if busy:
+                raise JobBusy(f"job {busy[0]} ({busy[1]}) is still running in this project; "
+                              "stop it or wait for it to finish")
+            conn.execute("insert into jobs (id, kind, params, status, created_at) values (?, ?, ?, ?, ?)",
+                         [job_id, kind, json.dumps(params), "queued", _now()])
+            conn.execute("commit")
+        except BaseException:
+            conn.execute("rollback")
+            raise
+        return job_id
+
+    def update_job(self, job_id: str, **changes: Any) -> None:
+        for key in ("params", "result"):
+            if key in changes and not isinstance(changes[key], str) and changes[key] is not None:
+                changes[key] = json.dumps(changes[key])
+        with self.db.conn:
+            self.db["jobs"].update(job_id, changes)
+
+    def job(self, job_id: str) -> dict:
+        row = self.db["jobs"].get(job_id)
+        return dict(row, params=json.loads(row["params"]),
+                    result=json.loads(row["result"]) if row["result"] else None)
+
+    def jobs(self, status: Optional[tuple[str, ...]] = None, limit: int = 50) -> list[dict]:
+        """Newest first."""
+        where, args = None, []
+        if status:
+            where = "status in (" + ",".join("?" * len(status)) + ")"
+            args = list(status)
+        rows = self.db["jobs"].rows_where(where, args, order_by="created_at desc", limit=limit)
+        return [self.job(r["id"]) for r in rows]
+
+    def mark_runs(self, experiment: str, from_status: str, to_status: str, error: str) -> None:
+        with self.db.conn:
+            self.db.execute("update runs set status = ?, error = ?, finished_at = ? "
+                            "where experiment = ? and status = ?",
+                            [to_status, error, _now(), experiment, from_status])
+
+
+class JobBusy(Exception):
+    """A second job was asked for while one is running."""
 
 
 class ProjectError(Exception):

@@ -1,0 +1,122 @@
+"""The Blocks of RB-FT Studio: a header (project, model, frames, the running job) over six tabs.
+
+Every handler opens the project's store, does its work through `rbft`, and returns what
+the page shows; nothing is kept in Python globals. A 1 s timer redraws the job bar and
+the live training figures from the store, so a reloaded page or a second tab sees the same job.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import gradio as gr
+
+from rbft import jobs, project
+
+from . import jobbar
+from .common import MODEL_CHOICES, Context, friendly, header_settings, open_store
+from .gpu import on_zero_gpu
+from .tabs import data, predict, quality, rationales, results, train
+
+CSS = Path(__file__).resolve().parent.parent / "assets" / "studio.css"
+PROJECT_NAME = re.compile(r"^[\w][\w .-]{0,63}$")
+
+
+def list_projects(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in root.glob("*/project.db"))
+
+
+def create_app(project_path: str | Path, projects_root: Optional[str | Path] = None,
+               inline_jobs: Optional[bool] = None) -> gr.Blocks:
+    """The studio for one project folder; other projects are folders beside it (or under projects_root)."""
+    project_path = Path(project_path).resolve()
+    root = Path(projects_root).resolve() if projects_root else project_path.parent
+    ctx = Context(projects_root=root, default_project=project_path,
+                  inline_jobs=on_zero_gpu() if inline_jobs is None else inline_jobs)
+    project.open_project(project_path)  # fail now, plainly, if it cannot be created or opened
+
+    with gr.Blocks(title="RB-FT Studio") as demo:
+        project_state = gr.State(str(project_path))
+        with gr.Row(elem_id="header"):
+            gr.Markdown("## RB-FT Studio\nRationale-bootstrapped fine-tuning for video classification",
+                        elem_id="title")
+            project_dd = gr.Dropdown(list_projects(root), value=project_path.name, allow_custom_value=True,
+                                     label="Project", info=f"a folder under {root}; type a new name to create one",
+                                     scale=2)
+            open_btn = gr.Button("Open", scale=0, min_width=80)
+            model = gr.Dropdown(MODEL_CHOICES, allow_custom_value=True, scale=3, label="Model",
+                                info="Hub id, local folder, or tiny:* (random weights, offline)")
+            num_frames = gr.Number(precision=0, label="Frames", scale=0, min_width=90)
+            max_side = gr.Number(precision=0, label="Max side px", scale=0, min_width=110)
+        with gr.Row():
+            job_html = gr.HTML(elem_id="job-bar")
+        header = [model, num_frames, max_side]
+
+        with gr.Tabs() as tabs:
+            with gr.Tab("Data", id="data"):
+                data_reload, data_out = data.build(ctx, project_state)
+            with gr.Tab("Rationales", id="rationales"):
+                rat_reload, rat_out, rat_parts = rationales.build(ctx, project_state, header)
+            with gr.Tab("Quality", id="quality"):
+                q_reload, q_out = quality.build(ctx, project_state, header, rat_parts, tabs)
+            with gr.Tab("Train", id="train"):
+                t_reload, t_out, (watch, watch_in, watch_out), train_progress = train.build(
+                    ctx, project_state, header)
+            with gr.Tab("Results", id="results"):
+                r_reload, r_out = results.build(ctx, project_state)
+            with gr.Tab("Predict", id="predict"):
+                p_reload, p_out = predict.build(ctx, project_state)
+
+        tab_reloads = [(data_reload, data_out), (rat_reload, rat_out), (q_reload, q_out),
+                       (t_reload, t_out), (r_reload, r_out), (p_reload, p_out)]
+        all_outputs = [model, num_frames, max_side] + [o for _, outs in tab_reloads for o in outs]
+
+        @friendly
+        def reload_all(project_path):
+            """Everything on the page, from the store: on page load and when another project is opened."""
+            store = open_store(project_path)
+            jobs.refresh(store)
+            cfg = project.settings(store)
+            values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side]
+            for fn, outs in tab_reloads:
+                result = fn(project_path)
+                values += list(result) if len(outs) > 1 else [result]
+            return values
+
+        @friendly
+        def open_project(name):
+            name = str(name or "").strip()
+            if not PROJECT_NAME.match(name) or name in (".", ".."):
+                raise gr.Error("A project name is letters, digits, spaces, '.', '-' or '_' (at most 64), "
+                               "and is a folder under the projects folder.")
+            path = root / name
+            project.open_project(path)
+            return str(path), gr.Dropdown(choices=list_projects(root), value=name)
+
+        @friendly
+        def save_header(project_path, model_name, frames, side):
+            header_settings(open_store(project_path), model_name, frames, side)
+
+        def tick(project_path, seen):
+            store = open_store(project_path)
+            bar = jobbar.status(store)["html"]
+            return (bar, bar, *watch(project_path, seen))
+
+        open_btn.click(open_project, [project_dd], [project_state, project_dd], api_name="open_project")
+        project_state.change(reload_all, [project_state], all_outputs, api_visibility="private")
+        demo.load(reload_all, [project_state], all_outputs, api_name="reload")
+        for box in header:
+            box.input(save_header, [project_state, *header], None, api_visibility="private")
+        timer = gr.Timer(1.0)
+        timer.tick(tick, [project_state, *watch_in[1:]], [job_html, train_progress, *watch_out],
+                   api_name="job_status", show_progress="hidden", trigger_mode="always_last")
+    return demo
+
+
+def launch(demo: gr.Blocks, root: Path, host: Optional[str] = None, port: Optional[int] = None,
+           **kwargs):
+    """Serve the app; media is served only from the projects folder."""
+    return demo.queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, allowed_paths=[str(root)], css_paths=[CSS],
+        theme=gr.themes.Soft(), footer_links=["api", "gradio"], **kwargs)

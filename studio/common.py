@@ -1,0 +1,103 @@
+"""What every tab shares: the app's context, opening the project, and errors said plainly."""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import gradio as gr
+from sqlite_utils.db import NotFoundError
+
+from rbft import project
+from rbft.data import VideoError
+from rbft.prompts import PromptError
+from rbft.store import JobBusy, ProjectError, Store
+
+log = logging.getLogger("studio")
+
+# Offered in the model box; any Hub id or local folder can be typed instead.
+MODEL_CHOICES = [
+    "tiny:smolvlm", "tiny:qwen2_vl", "tiny:qwen2_5_vl", "tiny:qwen3_vl",
+    "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
+    "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "Qwen/Qwen2-VL-2B-Instruct",
+    "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-2B-Instruct",
+]
+
+
+@dataclass
+class Context:
+    """How this app was started. Not UI state: that lives in the project's store."""
+
+    projects_root: Path          # projects are folders under here; media is served only from here
+    default_project: Path
+    inline_jobs: bool = False    # run jobs inside the app process (a ZeroGPU Space) instead of a child
+
+
+def open_store(path: str) -> Store:
+    if not path:
+        raise ProjectError("no project is open")
+    return project.open_project(path)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from rbft.models import ModelLoadError
+    return (ProjectError, VideoError, PromptError, ModelLoadError, JobBusy, ValueError,
+            FileNotFoundError)
+
+
+def friendly(fn: Callable) -> Callable:
+    """Handlers raise plain-language gr.Error messages, never a stack trace in the page."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except _user_errors() as e:
+            raise gr.Error(str(e)) from None
+        except NotFoundError:
+            raise gr.Error("That item is not in this project (it may have been removed, or belongs to "
+                           "another project): pick one from the list.") from None
+        except Exception as e:  # a bug: say so, log the details for the terminal
+            log.exception("error in %s", fn.__name__)
+            raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}). "
+                           "The details are in the terminal that runs the studio.") from None
+
+    return wrapper
+
+
+def media_path(ctx: Context, store: Store, stored: str) -> Optional[str]:
+    """A video's file for the browser player, only if it lies under the projects folder."""
+    path = store.resolve(stored).resolve()
+    root = ctx.projects_root.resolve()
+    return str(path) if root in path.parents and path.exists() else None
+
+
+def parse_ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(x) for x in str(text).replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"{what} must be whole numbers separated by spaces, e.g. 0 1 2") from None
+    if not values:
+        raise ValueError(f"give at least one {what[:-1] if what.endswith('s') else what}")
+    return values
+
+
+def header_settings(store: Store, model: str, num_frames, max_side):
+    """The project's settings with the header's model and frame choices applied and saved."""
+    cfg = project.settings(store)
+    if model and str(model).strip():
+        cfg.model.model = str(model).strip()
+    if num_frames is not None:
+        if int(num_frames) < 1:
+            raise ValueError("frames per video must be at least 1")
+        cfg.frames.num_frames = int(num_frames)
+    if max_side is not None:
+        if int(max_side) < 28:
+            raise ValueError("the frame side must be at least 28 pixels")
+        cfg.frames.max_side = int(max_side)
+    project.save_settings(store, cfg)
+    return cfg

@@ -1,0 +1,116 @@
+"""Quality: per prompt version and class, rationale length, label leakage, label support, diversity and
+repetition, with the worst examples one click from the Rationales tab."""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from rbft import config as C
+from rbft import jobs, project, quality
+
+from ..common import Context, friendly, header_settings, open_store
+from ..plots import length_histogram
+
+STAT_COLUMNS = ["class", "rationales", "words (mean)", "words (min-max)", "leak rate", "support rate",
+                "distinct-1", "distinct-2", "repetition", "reviewed"]
+
+
+def generator_choices(store) -> list[tuple[str, str]]:
+    out = []
+    for g in store.rationale_generators():
+        p = store.prompt(g["prompt_id"])
+        out.append((f"prompt v{p['version']} · {g['model']} · {g['n']} rationales", f"{g['prompt_id']}|{g['model']}"))
+    return out
+
+
+def stats_table(s: dict) -> pd.DataFrame:
+    rows = []
+    for name, row in [("ALL", s["overall"]), *s["per_class"].items()]:
+        reviewed = sum(n for k, n in row["status"].items() if k != "generated")
+        rows.append([name, row["n"], round(row["words_mean"], 1), f"{row['words_min']}-{row['words_max']}",
+                     round(row["leakage_rate"], 2),
+                     None if row["support_rate"] is None else round(row["support_rate"], 2),
+                     round(row["distinct_1"], 2), round(row["distinct_2"], 2),
+                     round(row["repetition_mean"], 2), reviewed])
+    return pd.DataFrame(rows, columns=STAT_COLUMNS)
+
+
+def worst_table(s: dict) -> pd.DataFrame:
+    rows = []
+    for w in s["worst"]:
+        why = []
+        if w["support_pred"] is not None and w["support_pred"] != w["label"]:
+            why.append(f"points to {w['support_pred']}")
+        if w["repetition"] > 0.2:
+            why.append(f"repetitive ({w['repetition']:.2f})")
+        if len(quality.words(w["text"])) < 15:
+            why.append("short")
+        rows.append([w["video_id"], w["label"], ", ".join(why) or "lowest ranked", w["text"][:300]])
+    return pd.DataFrame(rows, columns=["video", "label", "why", "rationale"])
+
+
+def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: dict, tabs: gr.Tabs):
+    with gr.Row():
+        generator = gr.Dropdown(label="Rationales of", scale=3, allow_custom_value=True)
+        refresh_btn = gr.Button("Refresh", scale=0)
+        support_btn = gr.Button("Score label support", scale=1)
+    support_msg = gr.Markdown(
+        "Label support asks the model, from a rationale's text alone (no video), which class it points to. "
+        "A rationale that points elsewhere is what the 'supported' Stage I filter drops.")
+    stats = gr.Dataframe(headers=STAT_COLUMNS, interactive=False, label="Per class")
+    with gr.Row():
+        histogram = gr.Plot(label="Rationale length")
+        with gr.Column():
+            gr.Markdown("**Worst examples**: select a row to open it in the Rationales tab.")
+            worst = gr.Dataframe(headers=["video", "label", "why", "rationale"], interactive=False, wrap=True)
+
+    @friendly
+    def view(project_path, key, n_worst: int = 8):
+        store = open_store(project_path)
+        choices = generator_choices(store)
+        keys = [c[1] for c in choices]
+        key = key if key in keys else (keys[0] if keys else None)
+        if key is None:
+            empty = pd.DataFrame(columns=STAT_COLUMNS)
+            return gr.Dropdown(choices=[], value=None), empty, None, pd.DataFrame(columns=["video", "label", "why", "rationale"])
+        prompt_id, model = key.split("|", 1)
+        s = quality.stats(store, int(prompt_id), model, worst=n_worst)
+        return (gr.Dropdown(choices=choices, value=key), stats_table(s), length_histogram(s["per_class"]),
+                worst_table(s))
+
+    @friendly
+    def score_support(project_path, model, n_frames, side, key):
+        if not key:
+            raise gr.Error("There are no rationales to score yet: generate some in the Rationales tab.")
+        store = open_store(project_path)
+        cfg = header_settings(store, model, n_frames, side)
+        prompt_id, written_by = key.split("|", 1)
+        job_id = jobs.submit(store, "support", {"config": C.to_dict(cfg), "prompt_id": int(prompt_id),
+                                                "model": written_by}, inline=ctx.inline_jobs)
+        return f"Started {job_id}: `{cfg.model.model}` scores each rationale; press Refresh when it is done."
+
+    def open_worst(project_path, evt: gr.SelectData):
+        video_id = evt.row_value[0] if evt.row_value else None
+        store = open_store(project_path)
+        video = store.video(video_id)
+        ids = [c for c in rationales_tab_choices(store, video)]
+        return (gr.Tabs(selected="rationales"), gr.Dropdown(value="all"), gr.Dropdown(value=video["split"]),
+                gr.Dropdown(value="all"), gr.Dropdown(choices=ids, value=video_id))
+
+    def rationales_tab_choices(store, video):
+        from .rationales import filtered
+        prompt_id = project.prompt(store, "rationale")["id"]
+        return filtered(store, "all", video["split"], "all", prompt_id)
+
+    outputs = [generator, stats, histogram, worst]
+    generator.input(view, [project_state, generator], outputs, api_visibility="private")
+    refresh_btn.click(view, [project_state, generator], outputs, api_name="quality")
+    support_btn.click(score_support, [project_state, *header, generator], support_msg, api_name="score_support")
+    worst.select(open_worst, [project_state],
+                 [tabs, rationales_tab["class"], rationales_tab["split"], rationales_tab["flag"],
+                  rationales_tab["video"]], api_visibility="private")
+
+    def reload(project_path):
+        return view(project_path, None)
+
+    return reload, outputs

@@ -1,0 +1,185 @@
+"""The studio's public endpoints, driven with gradio_client the way a browser drives them:
+import, prompts, rationale generation and review, an experiment as a background job, results,
+downloads and prediction, on the tiny offline model."""
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from rbft import config as C
+from rbft import jobs, project, synthetic
+from rbft.project import open_project
+
+from conftest import small_config
+
+TRAIN = dict(arms=["zero_shot", "sft", "rbft"], seeds="0", s1=2, s2=2, batch=2, lr=2e-4, every=1,
+             quant="auto", r=8, alpha=16, filt="not_rejected", hint=False, tokens=12)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_args(model="tiny:smolvlm", **changes):
+    t = {**TRAIN, **changes}
+    return [model, 4, 64, t["arms"], t["seeds"], t["s1"], t["s2"], t["batch"], t["lr"], t["every"],
+            t["quant"], t["r"], t["alpha"], t["filt"], t["hint"], t["tokens"]]
+
+
+def wait_idle(store, timeout=240):
+    job = jobs.active(store)
+    if job:
+        return jobs.wait(store, job["id"], timeout_s=timeout)
+    return store.jobs(limit=1)[0]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, tiny_root):
+    """A running studio over an empty project, its client, and the projects folder."""
+    from studio.app import create_app, launch
+    root = tmp_path_factory.mktemp("projects")
+    path = root / "demo"
+    store = open_project(path)
+    cfg = small_config("tiny:smolvlm")
+    project.save_settings(store, cfg)
+    demo = create_app(path)
+    _, url, _ = launch(demo, root, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    yield client, path, root
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    return synthetic.make_dataset(tmp_path_factory.mktemp("clips"), per_class=5, motions=("left", "right"),
+                                  size=64, n_frames=16)
+
+
+def test_import_folder_and_uploads(studio, clips, tmp_path):
+    client, path, _ = studio
+    report, summary, videos, counts, errors, *_ = client.predict(str(clips), 0, api_name="/import_folder")
+    assert "added 10 videos" in report
+    assert "10 videos in 2 classes" in summary
+    assert len(videos["data"]) == 10 and {r[2] for r in videos["data"]} == {"left", "right"}
+    # uploads: a good clip under a hostile name, and a text file dressed as a video
+    hostile = tmp_path / "..%2F..%2Fescape $(x).webm"
+    synthetic.write_video(hostile, synthetic.render_clip("left", seed=99, size=64, n_frames=16), fps=8)
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video")
+    report, summary, videos, _, errors, *_ = client.predict(
+        [handle_file(str(hostile)), handle_file(str(fake))], "left", 0, api_name="/import_uploads")
+    assert "added 1 videos" in report and "1 could not be used" in report
+    assert any("notes.mp4" in e[0] and "cannot open" in e[1] for e in errors["data"])
+    stored = [r[1] for r in videos["data"] if "uploads" in r[1]]
+    assert len(stored) == 1 and (path / stored[0]).resolve().is_relative_to(path / "videos" / "uploads")
+
+
+def test_bad_input_gets_a_plain_message(studio, clips):
+    client, _, _ = studio
+    with pytest.raises(Exception, match="subfolder per class"):
+        client.predict("", 0, api_name="/import_folder")
+    with pytest.raises(Exception, match="does not exist"):
+        client.predict("/no/such/folder.csv", 0, api_name="/import_folder")
+    with pytest.raises(Exception, match="say which class"):
+        client.predict([handle_file(str(next((clips / "left").iterdir())))], "", 0, api_name="/import_uploads")
+    with pytest.raises(Exception, match="Invalid file type"):  # gradio itself refuses other files
+        client.predict([handle_file(__file__)], "left", 0, api_name="/import_uploads")
+    with pytest.raises(Exception, match="letters, digits"):
+        client.predict("../outside", api_name="/open_project")
+
+
+def test_prompt_versions_and_preview(studio):
+    client, path, _ = studio
+    store = open_project(path)
+    template = project.prompt(store, "rationale")["template"]
+    rendered = client.predict("rationale", template + "\nMention {nonsense}.", None, "", api_name="/preview_prompt")
+    assert "unknown field" in rendered and "{nonsense}" in rendered
+    with pytest.raises(Exception, match="unknown field"):
+        client.predict("rationale", template + "{nonsense}", api_name="/save_prompt")
+    video = store.videos(split="train")[0]
+    edited = template + "\nDescribe the motion in one sentence."
+    msg, *_ = client.predict("rationale", edited, api_name="/save_prompt")
+    assert "Saved as rationale v2" in msg
+    rendered = client.predict("rationale", edited, video["id"], "", api_name="/preview_prompt")
+    assert "Describe the motion in one sentence." in rendered and video["label"] in rendered
+    assert [p["version"] for p in store.prompts("rationale")] == [1, 2]
+
+
+def test_generate_review_and_compare(studio):
+    client, path, _ = studio
+    store = open_project(path)
+    v1, v2 = [p["id"] for p in store.prompts("rationale")]
+    for prompt_id in (v1, v2):
+        msg = client.predict("tiny:smolvlm", 4, 64, prompt_id, 3, api_name="/try_rationales")
+        assert "Started job-" in msg
+        job = wait_idle(store)
+        assert job["status"] == "done", job["error"]
+        assert len(store.rationales(prompt_id, "tiny:smolvlm")) == 3
+    video_id = store.rationales(v2, "tiny:smolvlm")[0]["video_id"]
+    player, frames, text, info, _ = client.predict(video_id, v2, "rationale", "", api_name="/show_video")
+    assert len(frames) == 4 and text and "status **generated**" in info
+    assert player is not None  # the clip is inside the projects folder, so the browser can play it
+    info = client.predict(video_id, v2, "A square moves steadily to the left.", api_name="/edit_rationale")
+    assert "status **edited**" in info
+    row = next(r for r in store.rationales(v2, "tiny:smolvlm") if r["video_id"] == video_id)
+    assert row["text"] == "A square moves steadily to the left." and row["status"] == "edited"
+    info = client.predict(video_id, v2, "", api_name="/reject_rationale")
+    assert "status **rejected**" in info
+    stats, rows = client.predict(v1, v2, api_name="/compare_prompts")
+    assert len(rows["data"]) == 3 and [r[0][:2] for r in stats["data"]] == ["A:", "B:"]
+    generator, table, _, worst = client.predict(None, api_name="/quality")
+    assert table["data"][0][0] == "ALL" and worst["data"]
+
+
+def test_experiment_job_live_view_and_results(studio, clips):
+    client, path, _ = studio
+    store = open_project(path)
+    msg = client.predict(*train_args(), api_name="/run_experiment")
+    assert "Started job-" in msg
+    with pytest.raises(Exception, match="still running"):  # a second click does not start a second job
+        client.predict(*train_args(), api_name="/run_experiment")
+    second = Client(client.src, verbose=False)  # another browser tab sees the same job
+    bar = second.predict(api_name="/job_status")[0]
+    assert "experiment" in bar and ("running" in bar or "queued" in bar)
+    job = wait_idle(store)
+    assert job["status"] == "done", job["error"]
+    bar, _, loss, confusion, evals = second.predict(api_name="/job_status")
+    assert "experiment · done" in bar and "3 of 3 runs done" in bar
+    assert 'class="rbft-confusion"' in confusion and "stage2" in confusion
+    assert {r[1] for r in evals["data"]} == {"sft", "stage1", "stage2"}
+    name, summary, matrices, predictions, run = client.predict(None, api_name="/results")
+    assert [r[0] for r in summary["data"]] == ["zero_shot", "sft", "rbft"]
+    assert matrices.count('class="rbft-confusion"') == 3
+    assert len(predictions["data"]) == len(store.videos(split="test"))
+    rbft_run = next(r["id"] for r in store.runs() if r["arm"] == "rbft")
+    msg, files = client.predict(name["value"], rbft_run, api_name="/downloads")
+    names = sorted(Path(f).name for f in files)
+    assert names == ["adapter.zip", "predictions.csv", "rationales.jsonl", "report.html", "report.md"]
+    report = next(Path(f) for f in files if f.endswith("report.md")).read_text()
+    assert "| rbft |" in report and "confusion matrix" in report
+    scores, rationale, message = client.predict(
+        handle_file(str(next((clips / "left").iterdir()))), rbft_run, True, 8, api_name="/predict")
+    assert {c["label"] for c in scores["confidences"]} == {"left", "right"}
+    assert scores["label"] in message and rationale
+
+
+def test_stop_and_resume_keep_finished_work(studio):
+    client, path, _ = studio
+    store = open_project(path)
+    msg = client.predict(*train_args(arms=["sft"], seeds="7", s2=150, every=0), api_name="/run_experiment")
+    job_id = msg.split()[1].rstrip(":")
+    deadline = time.time() + 120
+    while not store.recent_events(jobs.job_stream(job_id), "progress", limit=1) and time.time() < deadline:
+        time.sleep(0.3)
+    assert "Stopping" in client.predict(api_name="/stop_job")
+    stopped = jobs.wait(store, job_id, timeout_s=120)
+    assert stopped["status"] == "interrupted"
+    run = next(r for r in store.runs(stopped["params"]["name"]))
+    assert run["status"] == "interrupted"
+    assert "Resumed experiment" in client.predict(api_name="/resume_job")
+    resumed = wait_idle(store)
+    assert resumed["status"] == "done" and store.run(run["id"])["status"] == "done"
