@@ -323,14 +323,15 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-def import_folder(store: Store, source: str | Path, seed: int = 0, on_event: EventSink = ignore) -> IngestReport:
+def import_folder(store: Store, source: str | Path, seed: int = 0, on_event: EventSink = ignore,
+                  name: Optional[str] = None) -> IngestReport:
     """A class-per-subfolder folder brought into the project (hard links where possible, else copies)
     under `videos/imported/<folder>/`, then ingested: the project holds everything it uses, and the
     studio can play every clip. A manifest is ingested where its files are."""
     source = Path(source).expanduser().resolve()
     if not source.is_dir():
         return ingest(store, source, seed=seed, on_event=on_event)
-    dest = store.root / "videos" / "imported" / safe_filename(source.name)
+    dest = store.root / "videos" / "imported" / safe_filename(name or source.name)
     if store.root == source or store.root in source.parents:
         return ingest(store, source, seed=seed, on_event=on_event)  # already inside the project
     rows, errors = collect(source, store.root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data import IngestReport, ingest
+from .data import IngestReport, import_folder
 from .events import EventSink, ignore
 from .project import configure, open_project
 
@@ -13,11 +13,11 @@ SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "sample"
 
 
 def create_sample(root: str | Path, on_event: EventSink = ignore) -> IngestReport:
-    """Ingest the sample clips into `root` and set the sample's domain and class descriptions."""
+    """Bring the sample clips into `root` and set the sample's domain and class descriptions."""
     store = open_project(root)
     meta = json.loads((SAMPLE / "project.json").read_text())
     configure(store, meta["domain"], meta["classes"])
-    return ingest(store, SAMPLE / "videos", seed=0, on_event=on_event)
+    return import_folder(store, SAMPLE / "videos", seed=0, on_event=on_event, name="sample")
 
 
 def build_sample_videos(per_class: int = 8) -> None:

@@ -12,7 +12,8 @@ from typing import Callable, Optional
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+import json
+import shutil
 
 from . import models, project
 from .config import FrameConfig, TrainConfig
@@ -82,6 +83,22 @@ class EventCallback(TrainerCallback):
             self.on_event(Event("eval", self.stage, state.global_step, state.max_steps, data=result))
 
 
+def last_complete_checkpoint(output_dir: Path) -> Optional[str]:
+    """The newest checkpoint the Trainer finished writing (its trainer_state.json is written last);
+    a checkpoint cut off mid-save by a stop or a kill is removed, not resumed from."""
+    if not output_dir.exists():
+        return None
+    found = [(int(p.name.split("-")[-1]), p) for p in output_dir.glob("checkpoint-*")
+             if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for _, path in sorted(found, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return str(path)
+        except (OSError, ValueError):
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
 def add_lora(lm: models.LoadedModel, cfg: TrainConfig) -> None:
     """Wrap the model with fresh LoRA weights on the language model (skipped if it already has an adapter)."""
     from peft import LoraConfig, PeftModel, get_peft_model
@@ -143,11 +160,14 @@ def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], f
         callbacks=[EventCallback(stage, on_event, evaluate, cfg.eval_every)],
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through events, not stdout dicts
-    last = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None
+    last = last_complete_checkpoint(output_dir)
     if last:
         on_event(Event("log", stage, message=f"{stage}: resuming from {Path(last).name}"))
     trainer.train(resume_from_checkpoint=last)
-    if trainer.is_world_process_zero():
-        lm.model.save_pretrained(str(adapter_dir))
+    if trainer.is_world_process_zero():  # written aside, then renamed: a cut-off save is never "done"
+        partial = output_dir / (ADAPTER_DIR + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        lm.model.save_pretrained(str(partial))
+        partial.rename(adapter_dir)
     lm.model.eval()
     return adapter_dir

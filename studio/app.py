@@ -27,6 +27,13 @@ def list_projects(root: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/project.db"))
 
 
+def model_note_text(model: str) -> str:
+    if model.startswith("tiny:"):
+        return ("⚠ `" + model + "` is a tiny model with random weights, built offline: every step runs, but its "
+                "rationales are noise and its accuracy is chance. Pick a pretrained model above for real results.")
+    return ""
+
+
 def create_app(project_path: str | Path, projects_root: Optional[str | Path] = None,
                inline_jobs: Optional[bool] = None) -> gr.Blocks:
     """The studio for one project folder; other projects are folders beside it (or under projects_root)."""
@@ -49,28 +56,29 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
                                 info="Hub id, local folder, or tiny:* (random weights, offline)")
             num_frames = gr.Number(precision=0, label="Frames", scale=0, min_width=90)
             max_side = gr.Number(precision=0, label="Max side px", scale=0, min_width=110)
+        model_note = gr.Markdown(elem_id="model-note")
         with gr.Row():
             job_html = gr.HTML(elem_id="job-bar")
         header = [model, num_frames, max_side]
 
         with gr.Tabs() as tabs:
-            with gr.Tab("Data", id="data"):
+            with gr.Tab("Data", id="data") as data_tab:
                 data_reload, data_out = data.build(ctx, project_state)
             with gr.Tab("Rationales", id="rationales"):
                 rat_reload, rat_out, rat_parts = rationales.build(ctx, project_state, header)
-            with gr.Tab("Quality", id="quality"):
+            with gr.Tab("Quality", id="quality") as quality_tab:
                 q_reload, q_out = quality.build(ctx, project_state, header, rat_parts, tabs)
             with gr.Tab("Train", id="train"):
                 t_reload, t_out, (watch, watch_in, watch_out), train_progress = train.build(
                     ctx, project_state, header)
-            with gr.Tab("Results", id="results"):
+            with gr.Tab("Results", id="results") as results_tab:
                 r_reload, r_out = results.build(ctx, project_state)
-            with gr.Tab("Predict", id="predict"):
+            with gr.Tab("Predict", id="predict") as predict_tab:
                 p_reload, p_out = predict.build(ctx, project_state)
 
         tab_reloads = [(data_reload, data_out), (rat_reload, rat_out), (q_reload, q_out),
                        (t_reload, t_out), (r_reload, r_out), (p_reload, p_out)]
-        all_outputs = [model, num_frames, max_side] + [o for _, outs in tab_reloads for o in outs]
+        all_outputs = [model, num_frames, max_side, model_note] + [o for _, outs in tab_reloads for o in outs]
 
         @friendly
         def reload_all(project_path):
@@ -78,7 +86,7 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
             store = open_store(project_path)
             jobs.refresh(store)
             cfg = project.settings(store)
-            values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side]
+            values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model)]
             for fn, outs in tab_reloads:
                 result = fn(project_path)
                 values += list(result) if len(outs) > 1 else [result]
@@ -96,7 +104,8 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
 
         @friendly
         def save_header(project_path, model_name, frames, side):
-            header_settings(open_store(project_path), model_name, frames, side)
+            cfg = header_settings(open_store(project_path), model_name, frames, side)
+            return model_note_text(cfg.model.model)
 
         def tick(project_path, seen):
             store = open_store(project_path)
@@ -107,7 +116,11 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
         project_state.change(reload_all, [project_state], all_outputs, api_visibility="private")
         demo.load(reload_all, [project_state], all_outputs, api_name="reload")
         for box in header:
-            box.input(save_header, [project_state, *header], None, api_visibility="private")
+            box.input(save_header, [project_state, *header], model_note, api_visibility="private")
+        # tabs that only show the store's contents are redrawn when opened
+        for tab, (fn, outs) in ((data_tab, tab_reloads[0]), (quality_tab, tab_reloads[2]),
+                                (results_tab, tab_reloads[4]), (predict_tab, tab_reloads[5])):
+            tab.select(fn, [project_state], outs, api_visibility="private")
         timer = gr.Timer(1.0)
         timer.tick(tick, [project_state, *watch_in[1:]], [job_html, train_progress, *watch_out],
                    api_name="job_status", show_progress="hidden", trigger_mode="always_last")

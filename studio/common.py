@@ -101,3 +101,18 @@ def header_settings(store: Store, model: str, num_frames, max_side):
         cfg.frames.max_side = int(max_side)
     project.save_settings(store, cfg)
     return cfg
+
+
+def start_job(ctx: Context, store: Store, kind: str, params: dict) -> str:
+    """A background job (a child process); on a ZeroGPU Space, inside this process under spaces.GPU."""
+    from rbft import jobs
+    if ctx.inline_jobs:
+        return _run_inline(store, kind, params)
+    return jobs.submit(store, kind, params)
+
+
+def _run_inline(store: Store, kind: str, params: dict) -> str:
+    from rbft import jobs
+
+    from .gpu import gpu
+    return gpu(duration=600)(jobs.submit)(store, kind, params, inline=True)

@@ -24,7 +24,8 @@ def loss_frame(events_by_run: dict[str, list[dict]]) -> pd.DataFrame:
         for e in events:
             rows.append({"step": e["done"], "loss": e["data"]["loss"],
                          "series": f"{arm} {seed} {e['stage']}"})
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return frame.astype({"step": "int64", "loss": "float64", "series": "str"})  # typed even when empty
 
 
 def confusion_html(matrix: list[list[int]], classes: list[str], title: str = "") -> str:

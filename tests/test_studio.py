@@ -182,4 +182,5 @@ def test_stop_and_resume_keep_finished_work(studio):
     assert run["status"] == "interrupted"
     assert "Resumed experiment" in client.predict(api_name="/resume_job")
     resumed = wait_idle(store)
-    assert resumed["status"] == "done" and store.run(run["id"])["status"] == "done"
+    assert resumed["status"] == "done", (resumed["error"], open(resumed["log"]).read()[-3000:])
+    assert store.run(run["id"])["status"] == "done"

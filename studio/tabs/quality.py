@@ -8,7 +8,7 @@ import pandas as pd
 from rbft import config as C
 from rbft import jobs, project, quality
 
-from ..common import Context, friendly, header_settings, open_store
+from ..common import Context, friendly, start_job, header_settings, open_store
 from ..plots import length_histogram
 
 STAT_COLUMNS = ["class", "rationales", "words (mean)", "words (min-max)", "leak rate", "support rate",
@@ -85,8 +85,8 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
         store = open_store(project_path)
         cfg = header_settings(store, model, n_frames, side)
         prompt_id, written_by = key.split("|", 1)
-        job_id = jobs.submit(store, "support", {"config": C.to_dict(cfg), "prompt_id": int(prompt_id),
-                                                "model": written_by}, inline=ctx.inline_jobs)
+        job_id = start_job(ctx, store, "support", {"config": C.to_dict(cfg), "prompt_id": int(prompt_id),
+                                                "model": written_by})
         return f"Started {job_id}: `{cfg.model.model}` scores each rationale; press Refresh when it is done."
 
     def open_worst(project_path, evt: gr.SelectData):

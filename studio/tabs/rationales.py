@@ -13,7 +13,7 @@ from rbft import config as C
 from rbft import jobs, project, quality
 from rbft.prompts import FIELDS, KINDS, PromptError, strip_classification
 
-from ..common import Context, friendly, header_settings, media_path, open_store
+from ..common import Context, friendly, start_job, header_settings, media_path, open_store
 
 FLAGS = ["all", "no rationale yet", "leaks the label", "does not support its label",
          "rejected", "edited or accepted", "not reviewed"]
@@ -106,7 +106,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
     with gr.Accordion("Prompt lab", open=True):
         with gr.Row():
             with gr.Column():
-                kind = gr.Dropdown(list(KINDS), value="rationale", label="Template",
+                kind = gr.Dropdown(list(KINDS), value="rationale", label="Prompt kind",
                                    info="rationale: Stage I generation (with the label hint); describe: "
                                         "Stage I training; classify: labels; support: label-support check")
                 template = gr.Textbox(label="Template", lines=14, max_lines=40, elem_id="template")
@@ -222,7 +222,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
         store = open_store(project_path)
         cfg = header_settings(store, model, n_frames, side)
         params = {"config": C.to_dict(cfg), "prompt_id": current_prompt(store, prompt_id), **params}
-        job_id = jobs.submit(store, "generate", params, inline=ctx.inline_jobs)
+        job_id = start_job(ctx, store, "generate", params)
         return f"Started {job_id}: rationales from `{cfg.model.model}`; progress is in the bar at the top."
 
     @friendly

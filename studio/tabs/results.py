@@ -11,7 +11,7 @@ import pandas as pd
 from rbft import export, jobs, report
 from rbft.experiment import summarize
 
-from ..common import Context, friendly, open_store
+from ..common import Context, friendly, start_job, open_store
 from ..plots import confusion_html
 
 
@@ -99,7 +99,7 @@ def build(ctx: Context, project_state: gr.State):
         if not run_id:
             raise gr.Error("Choose a finished run first.")
         store = open_store(project_path)
-        job_id = jobs.submit(store, "explain", {"run_id": run_id}, inline=ctx.inline_jobs)
+        job_id = start_job(ctx, store, "explain", {"run_id": run_id})
         return f"Started {job_id}; press Refresh when it is done to see the rationales in the table."
 
     @friendly

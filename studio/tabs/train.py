@@ -13,7 +13,7 @@ from rbft.experiment import ARMS, experiment_name
 from rbft.quality import FILTERS
 from rbft.store import Store
 
-from ..common import Context, friendly, header_settings, open_store, parse_ints
+from ..common import Context, friendly, start_job, header_settings, open_store, parse_ints
 from ..plots import confusion_html, loss_frame
 
 EVAL_COLUMNS = ["run", "stage", "step", "accuracy", "macro-F1"]
@@ -121,8 +121,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
         cfg = apply(header_settings(store, model, n_frames, side), *values)
         project.save_settings(store, cfg)
         name = experiment_name(cfg)
-        job_id = jobs.submit(store, "experiment", {"config": C.to_dict(cfg), "name": name},
-                             inline=ctx.inline_jobs)
+        job_id = start_job(ctx, store, "experiment", {"config": C.to_dict(cfg), "name": name})
         return f"Started {job_id}: experiment `{name}` ({', '.join(cfg.arms)} × seeds {cfg.seeds})."
 
     @friendly
@@ -142,7 +141,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
         ended = [j for j in store.jobs(limit=20) if j["status"] in ("interrupted", "failed")]
         if not ended:
             return "Nothing to resume: no stopped or failed job."
-        job_id = jobs.resume(store, ended[0]["id"], inline=ctx.inline_jobs)
+        job_id = start_job(ctx, store, ended[0]["kind"], ended[0]["params"])
         return f"Resumed {ended[0]['kind']} as {job_id}; finished work is kept."
 
     def watch(project_path, seen):

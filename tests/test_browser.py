@@ -1,0 +1,128 @@
+"""A real browser (Debian's chromium, headless, driven by Playwright) clicks through every tab of the
+studio on the sample project, runs a short experiment on the tiny model, and waits for the live
+confusion matrix. Screenshots go to $RBFT_SCREENSHOTS (default: the test's temp folder).
+
+CI installs chromium (.ci/run) and sets RBFT_REQUIRE_BROWSER=1, so there a missing browser fails
+instead of skipping.
+"""
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from rbft import project
+from rbft.sample import create_sample
+
+from conftest import small_config
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def chromium_path():
+    for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    path = chromium_path()
+    if sync_playwright is None or path is None:
+        why = "playwright is not installed" if sync_playwright is None else "no chromium executable"
+        if os.environ.get("RBFT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"the browser test is required here but {why}")
+        pytest.skip(why)
+    return sync_playwright, path
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, tiny_root):
+    from studio.app import create_app, launch
+    root = tmp_path_factory.mktemp("browser-projects")
+    create_sample(root / "sample")
+    store = project.open_project(root / "sample")
+    project.save_settings(store, small_config("tiny:smolvlm"))
+    demo = create_app(root / "sample")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = launch(demo, root, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()
+
+
+def test_click_through_every_tab_and_train(app_url, tmp_path):
+    sync_playwright, chromium = browser_or_skip()
+    shots = Path(os.environ.get("RBFT_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(app_url)
+
+        def tab(name):
+            page.get_by_role("tab", name=name).click()
+
+        def shot(name):
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+        def job_bar(text, timeout=240_000):
+            page.locator("#job-bar").get_by_text(text).wait_for(timeout=timeout)
+
+        # Data: the sample's 24 clips in 3 classes, with the table and the per-class chart
+        page.get_by_text("24 videos in 3 classes").wait_for()
+        assert page.get_by_role("gridcell", name="fall").count() > 0 or page.get_by_text("fall").count() > 0
+        shot("1-data")
+
+        # Rationales: the frames the model sees, the template with its fields, a trial on 3 videos
+        tab("Rationales")
+        page.locator("#template textarea").wait_for()
+        assert "{label}" in page.locator("#template textarea").input_value()
+        page.get_by_text("Fields: {class_definitions}").wait_for()
+        page.get_by_role("button", name="Try on N training videos").click()
+        job_bar("generate · done", timeout=120_000)
+        page.get_by_role("button", name="Next ▶").click()
+        page.get_by_role("button", name="◀ Previous").click()
+        page.locator("#rationale-info").get_by_text("generated").first.wait_for()
+        shot("2-rationales")
+
+        # Quality: stats of the trial's rationales
+        tab("Quality")
+        page.get_by_role("button", name="Refresh").first.click()
+        page.get_by_text("ALL", exact=True).first.wait_for()
+        shot("3-quality")
+
+        # Train: a short experiment; the live confusion matrix appears at the first evaluation
+        tab("Train")
+        page.get_by_role("button", name="Run experiment").click()
+        page.locator("#live-confusion table.rbft-confusion").wait_for(timeout=240_000)
+        shot("4-train-running")
+        job_bar("experiment · done")
+        page.locator("#live-confusion").get_by_text("stage2").wait_for()
+        shot("5-train-done")
+
+        # Results: three arms side by side, each with its confusion matrix
+        tab("Results")
+        page.get_by_role("button", name="Refresh").last.click()
+        page.locator("#results-confusion table.rbft-confusion").nth(2).wait_for()
+        assert page.locator("#results-confusion table.rbft-confusion").count() == 3
+        for arm in ("zero_shot", "sft", "rbft"):
+            assert page.locator("#results-confusion").get_by_text(f"{arm}: test").count() == 1
+        shot("6-results")
+
+        # Predict: upload a clip, get class probabilities for the sample's classes
+        tab("Predict")
+        sample_clip = next(Path(__file__).resolve().parent.parent.glob("assets/sample/videos/left/*.webm"))
+        page.locator("input[type=file]").last.set_input_files(str(sample_clip))
+        page.get_by_role("button", name="Predict").click()
+        page.locator("#predict-label").get_by_text("left").first.wait_for(timeout=120_000)
+        shot("7-predict")
+        browser.close()
