@@ -17,7 +17,6 @@ import resource
 import statistics
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Optional
 
 import torch

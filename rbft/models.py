@@ -6,7 +6,6 @@ between families is kept in one `Family` record each.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -96,7 +96,8 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
     return "\n".join(out)
 
 
-def loss_png(store: Store, experiment: str) -> bytes:
+def loss_figure(store: Store, experiment: str):
+    """The training loss of every run and stage of an experiment (a matplotlib figure)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -108,14 +109,20 @@ def loss_png(store: Store, experiment: str) -> bytes:
             by_stage.setdefault(e["stage"], []).append((e["done"], e["data"]["loss"]))
         for stage, points in by_stage.items():
             ax.plot(*zip(*points), label=f"{run['arm']} s{run['seed']} {stage}")
-    ax.set_xlabel("step")
+    ax.set_xlabel("step of the stage")
     ax.set_ylabel("training loss")
+    ax.set_title("training loss per arm and stage", fontsize=10)
     if ax.lines:
         ax.legend(fontsize=7)
     fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def loss_png(store: Store, experiment: str) -> bytes:
+    fig = loss_figure(store, experiment)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()
 
 

@@ -16,18 +16,6 @@ def class_counts(videos: list[dict]) -> pd.DataFrame:
                         columns=["class", "split", "videos"])
 
 
-def loss_frame(events_by_run: dict[str, list[dict]]) -> pd.DataFrame:
-    """One row per logged step: run (arm, seed), stage, step, loss."""
-    rows = []
-    for run_id, events in events_by_run.items():
-        _, arm, seed = run_id.rsplit("/", 2)
-        for e in events:
-            rows.append({"step": e["done"], "loss": e["data"]["loss"],
-                         "series": f"{arm} {seed} {e['stage']}"})
-    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
-    return frame.astype({"step": "int64", "loss": "float64", "series": "str"})  # typed even when empty
-
-
 def confusion_html(matrix: list[list[int]], classes: list[str], title: str = "") -> str:
     """A confusion matrix as an HTML table: rows are the true class, columns the prediction."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in classes)

@@ -107,6 +107,7 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
         shot("4-train-running")
         job_bar("experiment · done")
         page.locator("#live-confusion").get_by_text("stage2").wait_for()
+        page.locator("#loss-plot img").wait_for()  # the loss curves, drawn from the runs' events
         shot("5-train-done")
 
         # Results: three arms side by side, each with its confusion matrix

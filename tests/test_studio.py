@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from rbft import config as C
 from rbft import jobs, project, synthetic
 from rbft.project import open_project
 
@@ -149,6 +148,7 @@ def test_experiment_job_live_view_and_results(studio, clips):
     assert job["status"] == "done", job["error"]
     bar, _, loss, confusion, evals = second.predict(api_name="/job_status")
     assert "experiment · done" in bar and "3 of 3 runs done" in bar
+    assert loss["type"] == "matplotlib" and loss["plot"].startswith("data:image/")
     assert 'class="rbft-confusion"' in confusion and "stage2" in confusion
     assert {r[1] for r in evals["data"]} == {"sft", "stage1", "stage2"}
     name, summary, matrices, predictions, run = client.predict(None, api_name="/results")
@@ -175,6 +175,15 @@ def test_stop_and_resume_keep_finished_work(studio):
     deadline = time.time() + 120
     while not store.recent_events(jobs.job_stream(job_id), "progress", limit=1) and time.time() < deadline:
         time.sleep(0.3)
+    # while the job trains, the page still answers at once (the work is in another process)
+    second = Client(client.src, verbose=False)
+    for endpoint, args in (("/quality", [None]), ("/results", [None]), ("/job_status", [])):
+        start = time.perf_counter()
+        second.predict(*args, api_name=endpoint)
+        elapsed = time.perf_counter() - start
+        print(f"{endpoint} answered in {elapsed:.3f} s while a job trains")
+        assert elapsed < 1.0, endpoint
+    assert jobs.active(store) is not None
     assert "Stopping" in client.predict(api_name="/stop_job")
     stopped = jobs.wait(store, job_id, timeout_s=120)
     assert stopped["status"] == "interrupted"

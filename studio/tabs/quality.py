@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from rbft import config as C
-from rbft import jobs, project, quality
+from rbft import project, quality
 
 from ..common import Context, friendly, start_job, header_settings, open_store
 from ..plots import length_histogram

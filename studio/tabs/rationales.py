@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from rbft import config as C
-from rbft import jobs, project, quality
+from rbft import project, quality
 from rbft.prompts import FIELDS, KINDS, PromptError, strip_classification
 
 from ..common import Context, friendly, start_job, header_settings, media_path, open_store

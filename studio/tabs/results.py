@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rbft import export, jobs, report
+from rbft import export, report
 from rbft.experiment import summarize
 
 from ..common import Context, friendly, start_job, open_store

@@ -14,7 +14,9 @@ from rbft.quality import FILTERS
 from rbft.store import Store
 
 from ..common import Context, friendly, start_job, header_settings, open_store, parse_ints
-from ..plots import confusion_html, loss_frame
+from rbft.report import loss_figure
+
+from ..plots import confusion_html
 
 EVAL_COLUMNS = ["run", "stage", "step", "accuracy", "macro-F1"]
 
@@ -29,12 +31,10 @@ def watched_experiment(store: Store) -> Optional[str]:
 
 
 def live_view(store: Store, experiment: Optional[str]):
-    """(loss frame, confusion HTML, eval table) of an experiment, from its runs' events."""
+    """(loss figure, confusion HTML, eval table) of an experiment, from its runs' events."""
     if not experiment:
-        return (loss_frame({}), '<p class="rbft-muted">No experiment yet.</p>',
-                pd.DataFrame(columns=EVAL_COLUMNS))
+        return None, '<p class="rbft-muted">No experiment yet.</p>', pd.DataFrame(columns=EVAL_COLUMNS)
     runs = store.runs(experiment)
-    losses = {r["id"]: store.events(r["id"], "loss") for r in runs}
     evals = [(r, e) for r in runs for e in store.events(r["id"], "eval")]
     table = pd.DataFrame([[f"{r['arm']} s{r['seed']}", e["stage"], e["done"], round(e["data"]["accuracy"], 3),
                            round(e["data"]["macro_f1"], 3)] for r, e in evals], columns=EVAL_COLUMNS)
@@ -46,7 +46,7 @@ def live_view(store: Store, experiment: Optional[str]):
         confusion = confusion_html(d["confusion"], d["classes"], title)
     else:
         confusion = '<p class="rbft-muted">The validation confusion matrix appears at the first evaluation.</p>'
-    return loss_frame(losses), confusion, table
+    return loss_figure(store, experiment), confusion, table
 
 
 def build(ctx: Context, project_state: gr.State, header: list):
@@ -80,8 +80,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
     train_msg = gr.Markdown()
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row():
-        loss_plot = gr.LinePlot(x="step", y="loss", color="series", label="Training loss per arm and stage",
-                                height=300)
+        loss_plot = gr.Plot(label="Training loss per arm and stage", show_label=False, elem_id="loss-plot")
         confusion = gr.HTML(elem_id="live-confusion", label="Validation confusion matrix")
     evals = gr.Dataframe(headers=EVAL_COLUMNS, interactive=False, label="Validation during training")
     last_seen = gr.State(-1)
