@@ -54,12 +54,13 @@ def app_url(tmp_path_factory, tiny_root):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     _, url, _ = launch(demo, root, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    yield url
+    yield url, root
     demo.close()
 
 
 def test_click_through_every_tab_and_train(app_url, tmp_path):
     sync_playwright, chromium = browser_or_skip()
+    app_url, app_root = app_url
     shots = Path(os.environ.get("RBFT_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -99,6 +100,15 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
         page.get_by_role("button", name="Refresh").first.click()
         page.get_by_text("ALL", exact=True).first.wait_for()
         shot("3-quality")
+        # one click on a worst example opens it in the Rationales tab
+        worst_video = page.locator('#worst-examples [data-testid="cell-0-0"]')
+        worst_id = worst_video.inner_text().strip()
+        worst_video.click()
+        page.get_by_role("tab", name="Rationales", selected=True).wait_for()
+        page.locator("#rationale-info").get_by_text("status").first.wait_for()
+        store = project.open_project(Path(app_root) / "sample")
+        video = store.video(worst_id)
+        page.locator("#rationale-info").get_by_text(Path(video["path"]).name).wait_for()
 
         # Train: a short experiment; the live confusion matrix appears at the first evaluation
         tab("Train")

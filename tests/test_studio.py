@@ -193,3 +193,14 @@ def test_stop_and_resume_keep_finished_work(studio):
     resumed = wait_idle(store)
     assert resumed["status"] == "done", (resumed["error"], open(resumed["log"]).read()[-3000:])
     assert store.run(run["id"])["status"] == "done"
+
+
+def test_open_or_create_another_project(studio):
+    client, path, root = studio
+    other = Client(client.src, verbose=False)  # its own session: the first client keeps its project
+    dropdown = other.predict("field trial 2", api_name="/open_project")
+    assert (root / "field trial 2" / "project.db").exists() and dropdown["value"] == "field trial 2"
+    assert "field trial 2" in [c[0] for c in dropdown["choices"]] and "demo" in [c[0] for c in dropdown["choices"]]
+    summary = other.predict(api_name="/reload")[4]
+    assert "has no videos yet" in summary
+    assert "11 videos in 2 classes" in client.predict(api_name="/reload")[4]

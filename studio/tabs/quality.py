@@ -62,7 +62,8 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
         histogram = gr.Plot(label="Rationale length")
         with gr.Column():
             gr.Markdown("**Worst examples**: select a row to open it in the Rationales tab.")
-            worst = gr.Dataframe(headers=["video", "label", "why", "rationale"], interactive=False, wrap=True)
+            worst = gr.Dataframe(headers=["video", "label", "why", "rationale"], interactive=False, wrap=True,
+                                 elem_id="worst-examples")
 
     @friendly
     def view(project_path, key, n_worst: int = 8):
