@@ -367,4 +367,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: re-run the same command to resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        from .store import disk_problem
+        problem = disk_problem(e)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     return 0

@@ -142,7 +142,8 @@ def run_job(store: Store, job_id: str) -> dict:
         emit(Event("error", job["kind"], message=f"{job['kind']} stopped; resume to continue"))
         raise
     except Exception as e:
-        message = f"{type(e).__name__}: {e}" if not _is_user_error(e) else str(e)
+        from .store import disk_problem
+        message = disk_problem(e) or (str(e) if _is_user_error(e) else f"{type(e).__name__}: {e}")
         _end(store, job, "failed", message)
         emit(Event("error", job["kind"], message=f"{job['kind']} failed: {message}"))
         traceback.print_exc()

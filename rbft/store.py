@@ -34,7 +34,8 @@ class Store:
             self.db.enable_wal()
             self._schema()
         except Exception as e:  # sqlite3.OperationalError on a read-only folder, full disk...
-            raise ProjectError(f"cannot open the project database in {self.root}: {e}") from e
+            why = disk_problem(e) or str(e)
+            raise ProjectError(f"cannot open the project database in {self.root}: {why}") from e
 
     # ---- schema -------------------------------------------------------------------
     def _schema(self) -> None:
@@ -339,6 +340,25 @@ class Store:
             self.db.execute("update runs set status = ?, error = ?, finished_at = ? "
                             "where experiment = ? and status = ?",
                             [to_status, error, _now(), experiment, from_status])
+
+
+def disk_problem(e: BaseException) -> Optional[str]:
+    """A plain sentence for a full disk or an unwritable folder (from SQLite or the OS), else None."""
+    import errno
+    import sqlite3
+    text = str(e).lower()
+    if isinstance(e, sqlite3.OperationalError):
+        if "disk is full" in text or "disk i/o" in text:
+            return ("the disk is full (or a file-size limit was reached) while writing the project; "
+                    "free some space and run it again: finished work is kept")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return "the project folder cannot be written; check its permissions or pick another folder"
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return (f"the disk is full (or a file-size limit was reached) while writing {e.filename or 'a file'}; "
+                "free some space and run it again: finished work is kept")
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{e.filename or 'a file'} cannot be written ({e.strerror}); check the folder's permissions"
+    return None
 
 
 class JobBusy(Exception):

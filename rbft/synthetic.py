@@ -90,3 +90,42 @@ def make_broken_files(folder: str | Path) -> dict[str, Path]:
     good.unlink()
     one = write_video(folder / "one_frame.mp4", render_clip("right", 2)[:1])
     return {"zero_bytes": zero, "text": text, "truncated": truncated, "one_frame": one}
+
+
+def zero_fps_avi(path: str | Path, seed: int = 3) -> Path:
+    """An MJPG .avi whose headers claim 0 frames per second (both avih and strh rates zeroed)."""
+    import struct
+    path = write_video(Path(path), render_clip("left", seed, size=64, n_frames=12))
+    data = bytearray(path.read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    data[avih + 8:avih + 12] = struct.pack("<I", 0)           # microseconds per frame
+    data[strh + 28:strh + 36] = struct.pack("<II", 1, 0)      # scale 1, rate 0
+    path.write_bytes(bytes(data))
+    return path
+
+
+def long_video(path: str | Path, n_frames: int = 3000, size: int = 96, fps: float = 25.0) -> Path:
+    """A long clip (2 minutes at 25 fps by default): sampling must not decode every frame."""
+    base = render_clip("right", 5, size=size, n_frames=100)
+    return write_video(path, np.concatenate([base] * (n_frames // 100 + 1))[:n_frames], fps=fps)
+
+
+def huge_video(path: str | Path, width: int = 3840, height: int = 2160, n_frames: int = 6) -> Path:
+    """A 4K clip: frames must be resized before they reach the memory-heavy steps."""
+    small = render_clip("fall", 6, size=96, n_frames=n_frames)
+    big = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_NEAREST) for f in small])
+    return write_video(path, big)
+
+
+def make_bad_corpus(folder: str | Path) -> dict[str, Path]:
+    """Every kind of awkward file a user's folder holds, keyed by what is awkward (class `left`)."""
+    folder = Path(folder)
+    out = make_broken_files(folder)
+    out["zero_fps"] = zero_fps_avi(folder / "zero_fps.avi")
+    out["huge"] = huge_video(folder / "huge_4k.avi")
+    out["long"] = long_video(folder / "long_2min.mp4")
+    out["odd_name"] = write_video(folder / "a b ü 日本 $(rm -rf x); 'q' & y.mp4",
+                                  render_clip("left", 11, size=64, n_frames=12))
+    out["duplicate"] = folder / "copy of odd name.mp4"
+    out["duplicate"].write_bytes(out["odd_name"].read_bytes())
+    return out

@@ -13,7 +13,7 @@ from sqlite_utils.db import NotFoundError
 from rbft import project
 from rbft.data import VideoError
 from rbft.prompts import PromptError
-from rbft.store import JobBusy, ProjectError, Store
+from rbft.store import JobBusy, ProjectError, Store, disk_problem
 
 log = logging.getLogger("studio")
 
@@ -61,7 +61,10 @@ def friendly(fn: Callable) -> Callable:
         except NotFoundError:
             raise gr.Error("That item is not in this project (it may have been removed, or belongs to "
                            "another project): pick one from the list.") from None
-        except Exception as e:  # a bug: say so, log the details for the terminal
+        except Exception as e:  # a full disk, or a bug: say so, log the details for the terminal
+            problem = disk_problem(e)
+            if problem:
+                raise gr.Error(problem[0].upper() + problem[1:] + ".") from None
             log.exception("error in %s", fn.__name__)
             raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}). "
                            "The details are in the terminal that runs the studio.") from None

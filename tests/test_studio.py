@@ -134,6 +134,29 @@ def test_generate_review_and_compare(studio):
     assert table["data"][0][0] == "ALL" and worst["data"]
 
 
+def test_two_sessions_review_at_once(studio):
+    """Two browser sessions writing to one project at the same time: no lock errors, no lost edit."""
+    from concurrent.futures import ThreadPoolExecutor
+    client, path, _ = studio
+    store = open_project(path)
+    prompt_id = store.prompts("rationale")[-1]["id"]
+    videos = [r["video_id"] for r in store.rationales(prompt_id, "tiny:smolvlm")][:2]
+    sessions = [Client(client.src, verbose=False) for _ in videos]
+
+    def review(i):
+        for n in range(8):
+            sessions[i].predict(videos[i], prompt_id, f"edit {n} by session {i}", api_name="/edit_rationale")
+            sessions[i].predict(api_name="/job_status")
+        return sessions[i].predict(videos[i], prompt_id, "", api_name="/accept_rationale")
+
+    with ThreadPoolExecutor(2) as pool:
+        infos = list(pool.map(review, range(2)))
+    assert all("status **accepted**" in info for info in infos)
+    rows = {r["video_id"]: r for r in store.rationales(prompt_id, "tiny:smolvlm")}
+    for i, video_id in enumerate(videos):
+        assert rows[video_id]["text"] == f"edit 7 by session {i}" and rows[video_id]["status"] == "accepted"
+
+
 def test_experiment_job_live_view_and_results(studio, clips):
     client, path, _ = studio
     store = open_project(path)
