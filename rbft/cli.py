@@ -237,6 +237,15 @@ def cmd_job(args):
         print(f"{j['id']:<32} {j['kind']:<11} {j['status']:<12} {j['error'] or ''}")
 
 
+def cmd_bench(args):
+    from .bench import BenchConfig, format_bench, run_bench, write
+    values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("bench.") and v is not None}
+    result = run_bench(BenchConfig(**values), on_event=_sink(args))
+    print(format_bench(result))
+    md, js = write(result, Path(args.out))
+    print(f"\nwritten: {md} and {js}")
+
+
 def cmd_tiny(args):
     from .testing import FAMILIES, build_tiny
     for family in args.families or FAMILIES:
@@ -345,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("job_id", nargs="?", help="the job to run here (default: list the jobs)")
 
     command("sample", cmd_sample, "create a project from the bundled sample clips (3 motion classes)")
+
+    c = command("bench", cmd_bench, "measure frame sampling, generation (batched vs one at a time), "
+                "training speed and memory, and label scoring on this machine", project=False)
+    from .bench import BenchConfig
+    add_config_args(c, BenchConfig, "", "bench.")
+    c.add_argument("--out", default="bench", help="folder for bench.md and bench.json (default: bench)")
 
     c = command("tiny", cmd_tiny, "build tiny random models of each family (offline, for trying things)",
                 project=False)

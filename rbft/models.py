@@ -15,7 +15,7 @@ import torch
 
 from .config import FrameConfig, GenerationConfig, ModelConfig
 from .frames import Clip
-from .testing import FAMILIES as TINY_FAMILIES, TINY_PREFIX, tiny_model_dir
+from .testing import FAMILIES as TINY_FAMILIES, RANDOM_PREFIX, TINY_PREFIX, random_model_dir, tiny_model_dir
 
 LORA_LAYERS = "(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 SEQUENCE_KEYS = {"input_ids": None, "attention_mask": 0, "labels": -100,
@@ -59,6 +59,8 @@ def resolve(name: str) -> Path | str:
     """A tiny model name, a local folder, or a Hub id (returned unchanged)."""
     if name.startswith(TINY_PREFIX):
         return tiny_model_dir(name[len(TINY_PREFIX):])
+    if name.startswith(RANDOM_PREFIX):
+        return random_model_dir(name[len(RANDOM_PREFIX):])
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
@@ -69,7 +71,7 @@ def resolve(name: str) -> Path | str:
 
 def available(name: str) -> bool:
     """Can this model be loaded without a download (tiny, a local folder, or in the Hub cache)?"""
-    if name.startswith(TINY_PREFIX) or Path(name).expanduser().exists():
+    if name.startswith((TINY_PREFIX, RANDOM_PREFIX)) or Path(name).expanduser().exists():
         return True
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(name, "config.json"), str)

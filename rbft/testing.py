@@ -17,6 +17,8 @@ from . import prompts
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "smolvlm")
 TINY_PREFIX = "tiny:"
+RANDOM_PREFIX = "random:"   # random weights with a real model's dimensions: for timing, not for answers
+RANDOM_SHAPES = ("smolvlm-256m",)
 
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                  "<|image_pad|>", "<|video_pad|>"]
@@ -149,5 +151,51 @@ def tiny_model_dir(family: str, cache_root: str | Path | None = None) -> Path:
     if not (out / "rbft_tiny.json").exists():
         tmp = root / f".{family}.building"
         build_tiny(family, tmp)
+        tmp.rename(out) if not out.exists() else None
+    return out
+
+
+def build_random_smolvlm_256m(out_dir: str | Path, image_side: int = 384, seed: int = 0) -> Path:
+    """SmolVLM2-256M's dimensions (30-layer 576-wide SmolLM2 text model, 12-layer 768-wide SigLIP
+    vision tower, pixel shuffle 4) with random weights: what a ~256M VLM costs, measured offline."""
+    import transformers as tf
+    from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    tok = build_tokenizer(SMOLVLM_SPECIALS, eos="<end_of_utterance>", pad="<|endoftext|>")
+    patch = 16
+    config = tf.SmolVLMConfig(
+        text_config=dict(_text_config(tok), model_type="llama", vocab_size=49280, hidden_size=576,
+                         intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                           num_attention_heads=12, image_size=image_side, patch_size=patch),
+        image_token_id=tok.convert_tokens_to_ids("<image>"), scale_factor=4)
+    size = {"longest_edge": image_side}
+    processor = tf.SmolVLMProcessor(
+        image_processor=tf.SmolVLMImageProcessor(size=size, max_image_size=size, do_image_splitting=False),
+        video_processor=tf.SmolVLMVideoProcessor(size=size, max_image_size=size),
+        tokenizer=tok, image_seq_len=(image_side // patch) ** 2 // 16, chat_template=DEFAULT_CHAT_TEMPLATE)
+    model = tf.AutoModelForImageTextToText.from_config(config).to(torch.bfloat16)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    (out_dir / "rbft_tiny.json").write_text(json.dumps({"family": "smolvlm", "shape": "smolvlm-256m",
+                                                        "image_side": image_side, "seed": seed}))
+    return out_dir
+
+
+def random_model_dir(shape: str, cache_root: str | Path | None = None) -> Path:
+    """`random:smolvlm-256m[@SIDE]`: built on first use (about a minute), cached beside the tiny models."""
+    name, _, side = shape.partition("@")
+    if name not in RANDOM_SHAPES:
+        raise ValueError(f"unknown random shape {name!r}; known: {', '.join(RANDOM_SHAPES)}")
+    root = Path(cache_root or os.environ.get("RBFT_TINY_DIR") or Path.home() / ".cache" / "rbft" / "tiny")
+    out = root / f"{name}-{side or 384}px"
+    if not (out / "rbft_tiny.json").exists():
+        tmp = root / f".{out.name}.building"
+        build_random_smolvlm_256m(tmp, image_side=int(side or 384))
         tmp.rename(out) if not out.exists() else None
     return out
