@@ -135,8 +135,8 @@ def bench_score(cfg: BenchConfig, lm) -> list[dict]:
     separate = median_seconds(lambda: [models.score_options(lm, prompt, clip, fc, [n]) for n in names],
                               cfg.repeats)
     return [
-        row("score", f"{len(names)} classes, one batched forward", batched, "s"),
-        row("score", f"{len(names)} classes, {len(names)} separate forwards", separate, "s"),
+        row("score", f"{len(names)} classes: video encoded once, options batched on its cache", batched, "s"),
+        row("score", f"{len(names)} classes: {len(names)} separate full forwards", separate, "s"),
         row("score", "batched speed-up", separate / batched, "x"),
     ]
 

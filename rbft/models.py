@@ -262,10 +262,10 @@ def generate(lm: LoadedModel, prompts: list[str], clips: list[Clip], frames: Fra
 
 
 @torch.no_grad()
-def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
-                  options: list[str]) -> list[float]:
-    """Log-likelihood of each option as the full answer (its tokens and the end of turn),
-    all options in one batched forward. The highest is the prediction: no free text to parse."""
+def score_options_full(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
+                       options: list[str]) -> list[float]:
+    """The reference: each option scored in a full forward of prompt + video + option (the video
+    is encoded once per option). `score_options` must agree with it."""
     feats = [encode(lm, prompt, clip, frames, answer=o) for o in options]
     batch = to_model(lm, collate(feats, lm.tokenizer.pad_token_id, side="right"))
     labels = batch.pop("labels")
@@ -274,6 +274,47 @@ def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: Fr
     target = labels[:, 1:]
     mask = target != -100
     token_logp = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (token_logp * mask).sum(-1).tolist()
+
+
+def _mrope_module(model: torch.nn.Module) -> Optional[torch.nn.Module]:
+    """Qwen models keep the M-RoPE offset of their last prefill (`rope_deltas`) on one module."""
+    return next((m for m in model.modules() if hasattr(m, "rope_deltas")), None)
+
+
+@torch.no_grad()
+def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
+                  options: list[str]) -> list[float]:
+    """Log-likelihood of each option as the full answer (its tokens and the end of turn).
+    The highest is the prediction: no free text to parse.
+
+    The prompt and video go through the model once; its key/value cache is then shared by
+    all options, scored together in one small batched forward. The vision tower, which
+    dominates the cost, runs once per video instead of once per option.
+    """
+    prefix = to_model(lm, collate([encode(lm, prompt, clip, frames)], lm.tokenizer.pad_token_id))
+    out = lm.model(**prefix, use_cache=True)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each option's first token
+    answers = [lm.tokenizer(lm.family.answer_prefix + o + lm.family.end_of_turn, add_special_tokens=False,
+                            return_tensors="pt")["input_ids"][0] for o in options]
+    n, width, start = len(options), max(len(a) for a in answers), prefix["input_ids"].shape[1]
+    device = prefix["input_ids"].device
+    ids = torch.full((n, width), lm.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, a in enumerate(answers):
+        ids[i, :len(a)], mask[i, :len(a)] = a, 1
+    ids, mask = ids.to(device), mask.to(device)
+    cache.batch_repeat_interleave(n)
+    positions = torch.arange(start, start + width, device=device).unsqueeze(0).expand(n, width)
+    mrope = _mrope_module(lm.model)
+    if mrope is not None:  # M-RoPE: text after a video is shifted past the video's compressed positions
+        deltas = mrope.rope_deltas if clip is not None and mrope.rope_deltas is not None else 0
+        positions = positions[None] + (deltas.to(device) if torch.is_tensor(deltas) else deltas)
+    logits = lm.model(input_ids=ids, attention_mask=torch.cat([prefix["attention_mask"].expand(n, -1), mask], 1),
+                      position_ids=positions, past_key_values=cache, use_cache=True).logits.float()
+    logp = torch.cat([first.expand(n, 1, -1), torch.log_softmax(logits[:, :-1], dim=-1)], dim=1)
+    token_logp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     return (token_logp * mask).sum(-1).tolist()
 
 

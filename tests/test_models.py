@@ -38,6 +38,18 @@ def test_batched_scoring_equals_one_at_a_time(tiny, clips, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_cached_prefix_scoring_equals_full_forwards(tiny, clips, family):
+    """The video is encoded once and its cache shared by the options: same scores as a full forward
+    per option, with a video and then text-only (where a Qwen model's M-RoPE offset must not leak)."""
+    lm = models.load(ModelConfig(model=tiny(family)))
+    options = ["left", "right", "a shape falls to the bottom"]
+    for clip in (clips[2], None):
+        cached = models.score_options(lm, "Which way?", clip, FRAMES, options)
+        full = models.score_options_full(lm, "Which way?", clip, FRAMES, options)
+        assert cached == pytest.approx(full, abs=0.02)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_left_padded_batch_generates_what_each_video_alone_does(tiny, clips, family):
     lm = models.load(ModelConfig(model=tiny(family)))
     gen = GenerationConfig(max_new_tokens=6, repetition_penalty=1.0)
