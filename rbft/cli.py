@@ -181,6 +181,20 @@ def cmd_experiment(args):
     print(format_table(summarize(store, name)))
 
 
+def cmd_benchmark(args):
+    import shlex
+    from .benchmark import ALL_ARMS, run_benchmark
+    cfg = build_config(args)
+    if args.arms is None:
+        cfg.arms = list(ALL_ARMS)
+    out = Path(args.out)
+    command = "python -m rbft " + " ".join(shlex.quote(a) for a in (args.argv or sys.argv[1:]))
+    run_benchmark(args.data, args.project or out / "project", cfg, out, ablations=args.ablations,
+                  command=command, split_seed=args.split_seed, on_event=_sink(args))
+    print((out / "report.md").read_text())
+    print(f"written: {out / 'report.md'} and {out / 'report.json'}")
+
+
 def cmd_predict(args):
     from .config import GenerationConfig
     from .predict import predict
@@ -326,6 +340,23 @@ def build_parser() -> argparse.ArgumentParser:
                            help="which arms to run (default: zero_shot sft rbft)")
             c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
 
+    c = command("benchmark", cmd_benchmark, "zero-shot, direct SFT (Stage II's steps and Stage I + II's), and "
+                "RB-FT on one dataset with equal budgets; writes report.md and report.json", project=False)
+    c.add_argument("--data", required=True, help="folder (one subfolder per class) or CSV/JSONL manifest")
+    c.add_argument("--project", help="project folder to work in (default: OUT/project); re-running resumes")
+    c.add_argument("--out", default="benchmark", help="report folder (default: benchmark)")
+    c.add_argument("--split-seed", type=int, default=0, help="seed of the stratified train/val/test split")
+    c.add_argument("--ablations", action="store_true",
+                   help="also RB-FT with only label-supporting rationales, and with the label hint in training")
+    add_experiment_args(c)
+    c.add_argument("--filter", choices=["all", "not_rejected", "supported"], help="Stage I rationale filter")
+    c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
+                   help="keep the label hint in the Stage I training prompt")
+    c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft"],
+                   help="arms (default: all four)")
+    c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
+    c.set_defaults(argv=None)
+
     for name, func, text in [
             ("eval", cmd_eval, "evaluate a run's model (or base model + adapter) by label scoring"),
             ("predict", cmd_predict, "label new videos with a trained model, with its rationale")]:
@@ -370,13 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is not None:
+        args.argv = list(argv)
     from .data import VideoError
     from .models import ModelLoadError
     from .prompts import PromptError
     from .store import ProjectError
     try:
         args.func(args)
-    except (ModelLoadError, PromptError, ProjectError, VideoError, FileNotFoundError, ValueError) as e:
+    except (ModelLoadError, PromptError, ProjectError, VideoError, FileNotFoundError, ValueError) as e:  # WontFit too
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

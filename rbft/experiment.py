@@ -130,12 +130,22 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
         raise
 
 
+def check_memory(cfg: ExperimentConfig, training: bool) -> Optional[float]:
+    """Refuse, before any load, a recommended model that will not fit here (presets.WontFit)."""
+    from .presets import check_fits
+    device = models.pick_device(cfg.model.device)
+    batch = max(cfg.stage1.batch_size, cfg.stage2.batch_size) if training else cfg.generation.batch_size
+    return check_fits(cfg.model.model, device, models.use_4bit(cfg.model, device), cfg.frames.num_frames,
+                      batch, training=training)
+
+
 def run_experiment(store: Store, cfg: ExperimentConfig, name: Optional[str] = None,
                    on_event: EventSink = ignore) -> str:
     if not store.videos(split="train"):
         raise ValueError("the project has no training videos; run `python -m rbft ingest` first")
     if not store.videos(split="test"):
         raise ValueError("the project has no test videos to compare the arms on")
+    check_memory(cfg, training=True)
     name = name or experiment_name(cfg)
     for seed in cfg.seeds:
         for arm in cfg.arms:

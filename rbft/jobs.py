@@ -57,8 +57,10 @@ def _try_videos(store: Store, n: int, split: str) -> list[str]:
 
 def _do_generate(store: Store, params: dict, emit: EventSink) -> dict:
     from . import models
+    from .experiment import check_memory
     from .rationales import generate_rationales
     cfg = _config(params)
+    check_memory(cfg, training=False)
     video_ids = params.get("video_ids")
     if params.get("limit"):
         video_ids = _try_videos(store, int(params["limit"]), params.get("split", "train"))

@@ -28,10 +28,19 @@ def list_projects(root: Path) -> list[str]:
 
 
 def model_note_text(model: str) -> str:
-    if model.startswith("tiny:"):
-        return ("⚠ `" + model + "` is a tiny model with random weights, built offline: every step runs, but its "
-                "rationales are noise and its accuracy is chance. Pick a pretrained model above for real results.")
-    return ""
+    from rbft import presets
+    if model.startswith(("tiny:", "random:")):
+        return ("⚠ `" + model + "` has random weights, built offline: every step runs, but its rationales are "
+                "noise and its accuracy is chance. Pick a pretrained model above for real results.")
+    p = presets.preset(model)
+    if p is None:
+        return ""
+    gpu = presets.estimate_gb(p, quantized=True)
+    cpu = presets.estimate_gb(p, quantized=False)
+    return (f"Preset for `{model}` ({p.params_b:.2f} B parameters{', ' + p.note if p.note else ''}): "
+            f"{p.num_frames} frames at {p.max_side} px, batch {p.batch_size}; training needs about "
+            f"{gpu:.1f} GB with 4-bit QLoRA on a GPU, {cpu:.1f} GB in bf16. A model that will not fit "
+            "is refused before it loads.")
 
 
 def create_app(project_path: str | Path, projects_root: Optional[str | Path] = None,
@@ -107,6 +116,16 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
             cfg = header_settings(open_store(project_path), model_name, frames, side)
             return model_note_text(cfg.model.model)
 
+        @friendly
+        def choose_model(project_path, model_name, frames, side):
+            """A recommended model brings its preset frame settings."""
+            from rbft import presets
+            p = presets.preset(str(model_name or "").strip())
+            if p is not None:
+                frames, side = p.num_frames, p.max_side
+            cfg = header_settings(open_store(project_path), model_name, frames, side)
+            return cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model)
+
         def tick(project_path, seen):
             store = open_store(project_path)
             bar = jobbar.status(store)["html"]
@@ -115,7 +134,9 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
         open_btn.click(open_project, [project_dd], [project_state, project_dd], api_name="open_project")
         project_state.change(reload_all, [project_state], all_outputs, api_visibility="private")
         demo.load(reload_all, [project_state], all_outputs, api_name="reload")
-        for box in header:
+        model.input(choose_model, [project_state, *header], [num_frames, max_side, model_note],
+                    api_visibility="private")
+        for box in (num_frames, max_side):
             box.input(save_header, [project_state, *header], model_note, api_visibility="private")
         # tabs that only show the store's contents are redrawn when opened
         for tab, (fn, outs) in ((data_tab, tab_reloads[0]), (quality_tab, tab_reloads[2]),

@@ -9,7 +9,7 @@ import pandas as pd
 
 from rbft import config as C
 from rbft import jobs, project
-from rbft.experiment import ARMS, experiment_name
+from rbft.experiment import ARMS, check_memory, experiment_name
 from rbft.quality import FILTERS
 from rbft.store import Store
 
@@ -119,9 +119,11 @@ def build(ctx: Context, project_state: gr.State, header: list):
         store = open_store(project_path)
         cfg = apply(header_settings(store, model, n_frames, side), *values)
         project.save_settings(store, cfg)
+        need = check_memory(cfg, training=True)  # a preset model that will not fit is refused here
         name = experiment_name(cfg)
         job_id = start_job(ctx, store, "experiment", {"config": C.to_dict(cfg), "name": name})
-        return f"Started {job_id}: experiment `{name}` ({', '.join(cfg.arms)} × seeds {cfg.seeds})."
+        memory = f" Estimated peak memory: {need:.1f} GB." if need else ""
+        return f"Started {job_id}: experiment `{name}` ({', '.join(cfg.arms)} × seeds {cfg.seeds}).{memory}"
 
     @friendly
     def stop(project_path):
