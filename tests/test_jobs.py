@@ -1,4 +1,5 @@
 """Background jobs: one at a time, state in the store, a killed job is seen as interrupted and resumes."""
+import json
 import os
 import signal
 import time
@@ -23,11 +24,11 @@ def test_killed_job_is_marked_interrupted_and_resumes(store, dataset, tiny):
     with pytest.raises(JobBusy):
         jobs.submit(store, "generate", {"config": C.to_dict(cfg)})
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until a checkpoint exists, then kill -9
-        ckpts = list((store.root / "runs").rglob("checkpoint-*"))
+    while time.time() < deadline:  # wait until a complete checkpoint exists, then kill -9
+        ckpts = list((store.root / "runs").rglob("checkpoint-*/trainer_state.json"))
         if ckpts:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert ckpts, store.job(job_id)
     os.kill(store.job(job_id)["pid"], signal.SIGKILL)
     job = jobs.wait(store, job_id, timeout_s=30)
@@ -40,6 +41,10 @@ def test_killed_job_is_marked_interrupted_and_resumes(store, dataset, tiny):
     assert store.run(run_id)["status"] == "done"
     messages = [e["message"] for e in jobs.job_events(store, resumed["id"], "log")]
     assert any("resuming from checkpoint-" in m for m in messages), messages + [log[-2000:]]
+    # and it reached the same final step as an uninterrupted run
+    final = sorted((store.root / "runs").rglob("checkpoint-*/trainer_state.json"),
+                   key=lambda p: int(p.parent.name.split("-")[1]))[-1]
+    assert json.loads(final.read_text())["global_step"] == 60
 
 
 def test_failed_job_says_why(store, dataset):
