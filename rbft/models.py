@@ -312,7 +312,7 @@ def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: Fr
         deltas = mrope.rope_deltas if clip is not None and mrope.rope_deltas is not None else 0
         positions = positions[None] + (deltas.to(device) if torch.is_tensor(deltas) else deltas)
     logits = lm.model(input_ids=ids, attention_mask=torch.cat([prefix["attention_mask"].expand(n, -1), mask], 1),
-                      position_ids=positions, past_key_values=cache, use_cache=True).logits.float()
+                      position_ids=positions, cache=cache, use_cache=True).logits.float()
     logp = torch.cat([first.expand(n, 1, -1), torch.log_softmax(logits[:, :-1], dim=-1)], dim=1)
     token_logp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     return (token_logp * mask).sum(-1).tolist()

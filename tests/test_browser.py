@@ -93,6 +93,9 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
         page.get_by_role("button", name="Next ▶").click()
         page.get_by_role("button", name="◀ Previous").click()
         page.locator("#rationale-info").get_by_text("generated").first.wait_for()
+        # the clip itself plays in the page (webm, served from the project folder)
+        page.wait_for_function("() => [...document.querySelectorAll('video')].some("
+                               "v => v.currentSrc.includes('.webm') && v.readyState >= 2)", timeout=20_000)
         shot("2-rationales")
 
         # Quality: stats of the trial's rationales
