@@ -27,6 +27,12 @@ class Preset:
 
 SMOL_VISION_512 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                        image_size=512, patch_size=16)
+QWEN25_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
+                     spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                     fullatt_block_indexes=[7, 15, 23, 31])
+QWEN3_VISION = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, patch_size=16,
+                    spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,
+                    deepstack_visual_indexes=[5, 11, 17])
 PRESETS = {p.model: p for p in [
     Preset("HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "smolvlm", 0.256,
            dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
@@ -48,27 +54,19 @@ PRESETS = {p.model: p for p in [
     Preset("Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_5_vl", 3.75,
            dict(hidden_size=2048, num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2,
                 intermediate_size=11008, vocab_size=151936),
-           dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
-                patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                fullatt_block_indexes=[7, 15, 23, 31]), 8, 336, 1, 36),
+           dict(QWEN25_VISION, out_hidden_size=2048), 8, 336, 1, 36),
     Preset("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", 8.29,
            dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
                 intermediate_size=18944, vocab_size=152064),
-           dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                fullatt_block_indexes=[7, 15, 23, 31]), 8, 336, 1, 36, "the paper's model"),
+           dict(QWEN25_VISION, out_hidden_size=3584), 8, 336, 1, 36, "the paper's model"),
     Preset("Qwen/Qwen3-VL-2B-Instruct", "qwen3_vl", 2.13,
            dict(hidden_size=2048, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
                 intermediate_size=6144, vocab_size=151936, head_dim=128, tie_word_embeddings=True),
-           dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048,
-                patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,
-                deepstack_visual_indexes=[5, 11, 17]), 8, 384, 1, 36),
+           dict(QWEN3_VISION, out_hidden_size=2048), 8, 384, 1, 36),
     Preset("Qwen/Qwen3-VL-4B-Instruct", "qwen3_vl", 4.44,
            dict(hidden_size=2560, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8,
                 intermediate_size=9728, vocab_size=151936, head_dim=128, tie_word_embeddings=True),
-           dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2560,
-                patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,
-                deepstack_visual_indexes=[5, 11, 17]), 8, 384, 1, 36),
+           dict(QWEN3_VISION, out_hidden_size=2560), 8, 384, 1, 36),
 ]}
 
 
