@@ -267,6 +267,13 @@ def cmd_footage(args):
     print(f"clips written to {out}; try: python -m rbft benchmark --data {out} --model MODEL")
 
 
+def cmd_toyworld(args):
+    from .toyvlm import BuildConfig, build
+    values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("build.") and v is not None}
+    adapter = build(args.work, BuildConfig(**values), on_event=_sink(args))
+    print(f"toy-world VLM trained: adapter (vision tower, connector, LoRA) in {adapter}; base in {args.work}/base")
+
+
 def cmd_tiny(args):
     from .testing import FAMILIES, build_tiny
     for family in args.families or FAMILIES:
@@ -404,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="folder to write the class folders and SOURCES.md to")
     c.add_argument("--clip-seconds", type=float, default=1.0, help="length of each clip (default 1 s)")
     c.add_argument("--side", type=int, default=160, help="longer side of the clips in pixels (default 160)")
+
+    c = command("toyworld", cmd_toyworld, "build the toy-world VLM: SmolLM2-135M-Instruct with a vision tower "
+                "trained on procedurally rendered clips and their exact captions (resumable)", project=False)
+    c.add_argument("--work", required=True, help="work folder: base model, clips, project, checkpoints")
+    from .toyvlm import BuildConfig
+    add_config_args(c, BuildConfig, "", "build.")
 
     c = command("tiny", cmd_tiny, "build tiny random models of each family (offline, for trying things)",
                 project=False)

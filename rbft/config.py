@@ -51,6 +51,8 @@ class TrainConfig:
     save_every: int = _help("save a resumable checkpoint every K steps", 20)
     seed: int = _help("random seed (data order, LoRA init)", 0)
     gradient_checkpointing: bool = _help("trade compute for memory (recommended on GPUs)", False)
+    train_vision: bool = _help("also train the vision tower and connector in full (for a model whose "
+                               "vision starts untrained, like the toy-world VLM's)", False)
 
 
 @dataclass

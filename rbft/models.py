@@ -30,6 +30,7 @@ class Family:
     text_module: str          # LoRA goes on the language model only (vision towers also have q_proj)
     patch_factor: int = 0     # Qwen: pixels per merged token side (patch * merge)
     skip_quantization: tuple = ()
+    vision_modules: tuple = ()  # trained in full with TrainConfig.train_vision
 
     @property
     def lora_target(self) -> str:
@@ -39,11 +40,11 @@ class Family:
 # matched from the start of the module name (transformers 5); vision towers stay bf16
 QWEN_SKIP = ("model.visual", "lm_head")
 FAMILIES = {
-    "qwen2_vl": Family("qwen2_vl", "<|im_end|>", "", "language_model", 28, QWEN_SKIP),
-    "qwen2_5_vl": Family("qwen2_5_vl", "<|im_end|>", "", "language_model", 28, QWEN_SKIP),
-    "qwen3_vl": Family("qwen3_vl", "<|im_end|>", "", "language_model", 32, QWEN_SKIP),
+    "qwen2_vl": Family("qwen2_vl", "<|im_end|>", "", "language_model", 28, QWEN_SKIP, ("visual",)),
+    "qwen2_5_vl": Family("qwen2_5_vl", "<|im_end|>", "", "language_model", 28, QWEN_SKIP, ("visual",)),
+    "qwen3_vl": Family("qwen3_vl", "<|im_end|>", "", "language_model", 32, QWEN_SKIP, ("visual",)),
     "smolvlm": Family("smolvlm", "<end_of_utterance>", " ", "text_model", 0,
-                      ("model.vision_model", "model.connector", "lm_head")),
+                      ("model.vision_model", "model.connector", "lm_head"), ("vision_model", "connector")),
 }
 
 

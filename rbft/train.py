@@ -109,7 +109,8 @@ def add_lora(lm: models.LoadedModel, cfg: TrainConfig) -> None:
         lm.model.enable_input_require_grads()
     torch.manual_seed(cfg.seed)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=lm.family.lora_target, task_type="CAUSAL_LM")
+                      target_modules=lm.family.lora_target, task_type="CAUSAL_LM",
+                      modules_to_save=list(lm.family.vision_modules) if cfg.train_vision else None)
     lm.model = get_peft_model(lm.model, lora)
 
 
