@@ -270,8 +270,26 @@ def cmd_footage(args):
 def cmd_toyworld(args):
     from .toyvlm import BuildConfig, build
     values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("build.") and v is not None}
-    adapter = build(args.work, BuildConfig(**values), on_event=_sink(args))
+    cfg = BuildConfig(**values)
+    adapter = build(args.work, cfg, on_event=_sink(args))
     print(f"toy-world VLM trained: adapter (vision tower, connector, LoRA) in {adapter}; base in {args.work}/base")
+    if args.eval_clips:
+        from . import models
+        from .project import open_project
+        from .toyvlm import evaluate_captions
+        videos = open_project(Path(args.work) / "project").videos(split="test")[:args.eval_clips]
+        seeds = [int(Path(v["path"]).stem) for v in videos]
+        report = {}
+        for name, adapter_dir in (("untrained base", None), ("toy-world VLM", adapter)):
+            lm = models.load(C.ModelConfig(model=str(Path(args.work) / "base"), quantization="none"),
+                             adapter=adapter_dir)
+            report[name] = evaluate_captions(lm, seeds, cfg.num_frames, on_event=_sink(args))
+        (Path(args.work) / "eval.json").write_text(json.dumps(report, indent=2))
+        keys = [k for k in report["toy-world VLM"] if k not in ("examples", "clips")]
+        print(f"held-out clips: {len(seeds)}")
+        for k in keys:
+            print(f"  {k:<26}" + "".join(f"{name}: {r[k] if r[k] is None else round(r[k], 3)!s:<8}  "
+                                          for name, r in report.items()))
 
 
 def cmd_tiny(args):
@@ -415,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("toyworld", cmd_toyworld, "build the toy-world VLM: SmolLM2-135M-Instruct with a vision tower "
                 "trained on procedurally rendered clips and their exact captions (resumable)", project=False)
     c.add_argument("--work", required=True, help="work folder: base model, clips, project, checkpoints")
+    c.add_argument("--eval-clips", type=int, default=0,
+                   help="then caption N held-out clips and score them against their event logs")
     from .toyvlm import BuildConfig
     add_config_args(c, BuildConfig, "", "build.")
 

@@ -148,3 +148,104 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
         "config": asdict(cfg), "train_examples": len(examples), "seconds": time.time() - started,
         "base": json.loads((base / "rbft_toyvlm.json").read_text())}, indent=2))
     return adapter
+
+
+# ---- its eyes, measured: captions of held-out clips against their event logs
+
+EVENT_WORDS = {  # event kind in the log -> phrases a caption may use for it
+    "bounces": r"bounces|hits the \w+ (?:edge|wall)", "touches": r"touches|bumps into",
+    "passes close to": r"passes close|comes near", "turns back": r"turns back|reverses",
+    "speeds up": r"speeds up|faster", "appears": r"\bappears", "disappears": r"disappears",
+    "grows": r"bigger|grows", "shrinks": r"smaller|shrinks", "rotates": r"rotates",
+    "stops at the edge": r"stops", "moves left": r"moves left", "moves right": r"moves right",
+    "moves up": r"moves up", "moves down": r"moves down", "stays still": r"stays still",
+}
+OBJECT = r"(?:(small|large) )?(red|green|blue|yellow|purple|white) (circle|square|triangle)"
+
+
+def _facts_from_log(events: list[dict]) -> list[tuple[str, str]]:
+    """(object 'color shape', event kind) in log order, with the start detail as its own kind."""
+    out = []
+    for e in events:
+        _, _, color, shape = e["object"].split(" ")
+        kind = e["detail"] if e["event"] == "is there at the start" else e["event"]
+        out.append((f"{color} {shape}", kind))
+    return out
+
+
+def _facts_from_text(text: str) -> list[tuple[str, str]]:
+    """(object, event kind) for each clause of a caption, in text order."""
+    import re
+    facts = []
+    for clause in re.split(r"[.;]| and (?=the )|, ", text.lower()):
+        found = re.search(OBJECT, clause)
+        if not found:
+            continue
+        rest = clause[found.end():]
+        for kind, pattern in EVENT_WORDS.items():
+            if re.search(pattern, rest):
+                facts.append((f"{found.group(2)} {found.group(3)}", kind))
+                break
+    return facts
+
+
+def _prf(said: set, true: set) -> tuple[float, float]:
+    precision = len(said & true) / len(said) if said else 0.0
+    recall = len(said & true) / len(true) if true else 0.0
+    return precision, recall
+
+
+def caption_scores(text: str, events: list[dict]) -> dict:
+    """How right one caption is about one clip's event log."""
+    import re
+    true = _facts_from_log(events)
+    said = _facts_from_text(text)
+    objects_true = {o for o, _ in true}
+    objects_said = {f"{m.group(2)} {m.group(3)}" for m in re.finditer(OBJECT, text.lower())}
+    colors = _prf({o.split()[0] for o in objects_said}, {o.split()[0] for o in objects_true})
+    shapes = _prf({o.split()[1] for o in objects_said}, {o.split()[1] for o in objects_true})
+    objects = _prf(objects_said, objects_true)
+    facts = _prf(set(said), set(true))
+    # temporal order: among facts said and true, pairs in the same order as the log
+    first_true = {f: i for i, f in reversed(list(enumerate(true)))}
+    right = [f for f in dict.fromkeys(said) if f in first_true]
+    pairs = [(a, b) for i, a in enumerate(right) for b in right[i + 1:] if first_true[a] != first_true[b]]
+    ordered = sum(first_true[a] < first_true[b] for a, b in pairs)
+    return {"object_precision": objects[0], "object_recall": objects[1], "color_precision": colors[0],
+            "color_recall": colors[1], "shape_precision": shapes[0], "shape_recall": shapes[1],
+            "event_precision": facts[0], "event_recall": facts[1],
+            "order_pairs": len(pairs), "order_right": ordered,
+            "hallucinated": len([f for f in said if f not in set(true)]) + len(objects_said - objects_true),
+            "claims": len(said) + len(objects_said)}
+
+
+def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens: int = 120,
+                      on_event: EventSink = ignore) -> dict:
+    """Caption held-out clips and score them against their event logs (means over clips)."""
+    import statistics
+
+    from . import models, toyworld
+    from .config import FrameConfig, GenerationConfig
+    from .frames import Clip
+    from .frames import uniform_indices
+    frames = FrameConfig(num_frames, VISION["image_size"])
+    gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=1, repetition_penalty=1.05)
+    rows, examples = [], []
+    progress = Progress(on_event, "caption-eval", len(seeds))
+    for seed in seeds:
+        clip = toyworld.render(seed)
+        idx = uniform_indices(len(clip.frames), num_frames)
+        text = models.generate(lm, [DESCRIBE], [Clip(clip.frames[idx], clip.fps, len(clip.frames), idx)],
+                               frames, gen)[0]
+        rows.append(caption_scores(text, clip.events))
+        if len(examples) < 5:
+            examples.append({"seed": seed, "said": text, "truth": toyworld.caption(clip, seed)})
+        progress.advance()
+    keys = [k for k in rows[0] if k not in ("order_pairs", "order_right", "hallucinated", "claims")]
+    out = {k: statistics.fmean(r[k] for r in rows) for k in keys}
+    pairs = sum(r["order_pairs"] for r in rows)
+    out["temporal_order_accuracy"] = sum(r["order_right"] for r in rows) / pairs if pairs else None
+    claims = sum(r["claims"] for r in rows)
+    out["hallucination_rate"] = sum(r["hallucinated"] for r in rows) / claims if claims else None
+    out.update(clips=len(seeds), examples=examples)
+    return out
