@@ -226,8 +226,7 @@ def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens:
 
     from . import models, toyworld
     from .config import FrameConfig, GenerationConfig
-    from .frames import Clip
-    from .frames import uniform_indices
+    from .frames import Clip, uniform_indices
     frames = FrameConfig(num_frames, VISION["image_size"])
     gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=1, repetition_penalty=1.05)
     rows, examples = [], []

@@ -129,7 +129,7 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
         def tick(project_path, seen):
             store = open_store(project_path)
             bar = jobbar.status(store)["html"]
-            return (bar, bar, *watch(project_path, seen))
+            return (bar, bar, *watch(store, seen))  # one store opened per tick
 
         open_btn.click(open_project, [project_dd], [project_state, project_dd], api_name="open_project")
         project_state.change(reload_all, [project_state], all_outputs, api_visibility="private")

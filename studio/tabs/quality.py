@@ -90,18 +90,17 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
                                                 "model": written_by})
         return f"Started {job_id}: `{cfg.model.model}` scores each rationale; press Refresh when it is done."
 
+    @friendly
     def open_worst(project_path, evt: gr.SelectData):
-        video_id = evt.row_value[0] if evt.row_value else None
-        store = open_store(project_path)
-        video = store.video(video_id)
-        ids = [c for c in rationales_tab_choices(store, video)]
-        return (gr.Tabs(selected="rationales"), gr.Dropdown(value="all"), gr.Dropdown(value=video["split"]),
-                gr.Dropdown(value="all"), gr.Dropdown(choices=ids, value=video_id))
-
-    def rationales_tab_choices(store, video):
+        """Open the selected example in the Rationales tab, with filters that show it."""
         from .rationales import filtered
-        prompt_id = project.prompt(store, "rationale")["id"]
-        return filtered(store, "all", video["split"], "all", prompt_id)
+        if not evt.row_value:
+            raise gr.Error("Select a row of the worst examples.")
+        store = open_store(project_path)
+        video = store.video(evt.row_value[0])
+        choices = filtered(store, "all", video["split"], "all", project.prompt(store, "rationale")["id"])
+        return (gr.Tabs(selected="rationales"), gr.Dropdown(value="all"), gr.Dropdown(value=video["split"]),
+                gr.Dropdown(value="all"), gr.Dropdown(choices=choices, value=video["id"]))
 
     outputs = [generator, stats, histogram, worst]
     generator.input(view, [project_state, generator], outputs, api_visibility="private")

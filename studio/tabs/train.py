@@ -145,9 +145,8 @@ def build(ctx: Context, project_state: gr.State, header: list):
         job_id = start_job(ctx, store, ended[0]["kind"], ended[0]["params"])
         return f"Resumed {ended[0]['kind']} as {job_id}; finished work is kept."
 
-    def watch(project_path, seen):
+    def watch(store: Store, seen):
         """What the timer redraws; unchanged figures are skipped."""
-        store = open_store(project_path)
         name = watched_experiment(store)
         ids = [r["id"] for r in store.runs(name)] if name else []
         newest = store.last_event_id(ids)
