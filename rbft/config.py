@@ -53,6 +53,8 @@ class TrainConfig:
     gradient_checkpointing: bool = _help("trade compute for memory (recommended on GPUs)", False)
     train_vision: bool = _help("also train the vision tower and connector in full (for a model whose "
                                "vision starts untrained, like the toy-world VLM's)", False)
+    train_modules: list = _help("more modules trained in full beside LoRA, by name (e.g. 'connector')",
+                                default_factory=list)
 
 
 @dataclass

@@ -50,6 +50,8 @@ class Clip:
     things: list[dict] = field(default_factory=list)
     fps: float = 8.0
     tracks: dict = field(default_factory=dict)  # name -> per frame (x, y, radius, visible), canvas units
+    angles: dict = field(default_factory=dict)  # name -> per frame rotation in degrees
+    labels: np.ndarray | None = None      # (T, H, W) uint8: index + 1 of the thing seen at each pixel, 0 none
 
 
 def _direction(vx: float, vy: float) -> str:
@@ -58,17 +60,18 @@ def _direction(vx: float, vy: float) -> str:
     return "down" if vy > 0 else "up"
 
 
-def _draw(img, thing: Thing, cx: float, cy: float, r: float, angle: float) -> None:
-    color = COLORS[thing.color]
+def _draw(img, thing: Thing, cx: float, cy: float, r: float, angle: float, color=None,
+          line=cv2.LINE_AA) -> None:
+    color = COLORS[thing.color] if color is None else color
     c = (int(round(cx)), int(round(cy)))
     if thing.shape == "circle":
-        cv2.circle(img, c, int(round(r)), color, -1, cv2.LINE_AA)
+        cv2.circle(img, c, int(round(r)), color, -1, line)
         return
     n = 4 if thing.shape == "square" else 3
     start = math.radians(angle + (45 if n == 4 else -90))
     pts = np.array([[cx + r * math.cos(start + 2 * math.pi * k / n), cy + r * math.sin(start + 2 * math.pi * k / n)]
                     for k in range(n)], np.int32)
-    cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
+    cv2.fillPoly(img, [pts], color, line)
 
 
 def _random_things(rng: np.random.Generator, n: int, n_frames: int) -> list[Thing]:
@@ -111,8 +114,10 @@ def _random_things(rng: np.random.Generator, n: int, n_frames: int) -> list[Thin
     return things
 
 
-def render(seed: int, size: int = 128, n_frames: int = 16, fps: float = 8.0, max_things: int = 3) -> Clip:
-    """One clip and its exact event log; the same seed gives the same clip."""
+def render(seed: int, size: int = 128, n_frames: int = 16, fps: float = 8.0, max_things: int = 3,
+           labels: bool = False) -> Clip:
+    """One clip and its exact event log; the same seed gives the same clip. With labels, also the
+    map of which thing each pixel shows (what the vision tower's pretraining learns to see)."""
     rng = np.random.default_rng(seed)
     things = _random_things(rng, int(rng.integers(1, max_things + 1)), n_frames)
     background = int(rng.integers(15, 70))
@@ -128,7 +133,8 @@ def render(seed: int, size: int = 128, n_frames: int = 16, fps: float = 8.0, max
     state = [{"x": th.x, "y": th.y, "vx": th.vx, "vy": th.vy, "scale": 1.0, "angle": 0.0} for th in things]
     near = {}  # pair -> when they first came close, and whether they touched
     tracks: dict[str, list] = {}
-    frames = []
+    angles: dict[str, list] = {}
+    frames, label_maps = [], []
     for t in range(n_frames):
         img = np.full((size, size, 3), background, np.uint8)
         img = cv2.add(img, rng.integers(0, 14, img.shape, dtype=np.uint8))
@@ -184,10 +190,19 @@ def render(seed: int, size: int = 128, n_frames: int = 16, fps: float = 8.0, max
         for th, s in zip(things, state):
             tracks.setdefault(th.name, []).append((s["x"], s["y"], th.radius(1.0) * s["scale"],
                                                    th.appear <= t < th.vanish))
+            angles.setdefault(th.name, []).append(s["angle"])
         for th, s in visible:
             _draw(img, th, s["x"] * size, s["y"] * size, th.radius(size) * s["scale"], s["angle"])
         if occluder:
             cv2.rectangle(img, occluder[:2], occluder[2:], (120, 120, 120), -1)
+        if labels:
+            label = np.zeros((size, size), np.uint8)
+            for th, s in visible:
+                _draw(label, th, s["x"] * size, s["y"] * size, th.radius(size) * s["scale"], s["angle"],
+                      color=things.index(th) + 1, line=cv2.LINE_8)
+            if occluder:
+                cv2.rectangle(label, occluder[:2], occluder[2:], 0, -1)
+            label_maps.append(label)
         frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
     for (a, b), info in near.items():
         if "close_at" in info and not info.get("touched"):
@@ -201,7 +216,8 @@ def render(seed: int, size: int = 128, n_frames: int = 16, fps: float = 8.0, max
             log(first, th, "rotates")
     order = {"is there at the start": 0, "appears": 0, "disappears": 2}
     events.sort(key=lambda e: (e["t"], order.get(e["event"], 1), e["object"], e["event"]))
-    return Clip(np.stack(frames), events, [asdict(th) for th in things], fps, tracks)
+    return Clip(np.stack(frames), events, [asdict(th) for th in things], fps, tracks, angles,
+                np.stack(label_maps) if labels else None)
 
 
 # ---- captions ---------------------------------------------------------------------------------

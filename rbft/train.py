@@ -108,9 +108,10 @@ def add_lora(lm: models.LoadedModel, cfg: TrainConfig) -> None:
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         lm.model.enable_input_require_grads()
     torch.manual_seed(cfg.seed)
+    full = list(lm.family.vision_modules if cfg.train_vision else []) + list(cfg.train_modules)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=lm.family.lora_target, task_type="CAUSAL_LM",
-                      modules_to_save=list(lm.family.vision_modules) if cfg.train_vision else None)
+                      modules_to_save=list(dict.fromkeys(full)) or None)
     lm.model = get_peft_model(lm.model, lora)
 
 
