@@ -14,14 +14,21 @@ from .config import ExperimentConfig, to_dict
 from .data import ingest
 from .events import Event, EventSink, ignore
 from .experiment import run_experiment, summarize
-from .project import open_project
+from .project import configure, open_project
 from .report import markdown, minority_classes, versions
 
-ALL_ARMS = ["zero_shot", "sft", "sft_total", "rbft"]
+ALL_ARMS = ["zero_shot", "sft", "sft_total", "rbft"]  # rbft_joint runs when asked for by --arms
 ABLATIONS = {  # label -> the change to the RB-FT arm's settings
     "rbft, only label-supporting rationales (Video-STaR-style filter)": {"filter": "supported"},
     "rbft, label hint kept in the Stage I training prompt": {"hint_in_training": True},
 }
+
+
+def task_description(data: str | Path) -> Optional[dict]:
+    """A dataset may carry project.json (domain and class descriptions) beside its clips or manifest."""
+    folder = Path(data) if Path(data).is_dir() else Path(data).parent
+    meta = folder / "project.json"
+    return json.loads(meta.read_text()) if meta.exists() else None
 
 
 def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConfig, out_dir: str | Path,
@@ -29,6 +36,9 @@ def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConf
                   on_event: EventSink = ignore) -> dict:
     """Run every arm (and the ablations), write report.md and report.json to out_dir, return the JSON."""
     store = open_project(project_dir)
+    task = task_description(data)
+    if task:
+        configure(store, task.get("domain"), task.get("classes"))
     report = ingest(store, data, seed=split_seed, on_event=on_event)
     if report.errors:
         on_event(Event("log", "benchmark", message=report.summary()))

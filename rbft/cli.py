@@ -274,15 +274,13 @@ def cmd_toyworld(args):
     adapter = build(args.work, cfg, on_event=_sink(args))
     print(f"toy-world VLM trained: adapter (vision tower, connector, LoRA) in {adapter}; base in {args.work}/base")
     if args.eval_clips:
-        from . import models
         from .project import open_project
-        from .toyvlm import evaluate_captions
+        from .toyvlm import evaluate_captions, load_build
         videos = open_project(Path(args.work) / "project").videos(split="test")[:args.eval_clips]
         seeds = [int(Path(v["path"]).stem) for v in videos]
         report = {}
-        for name, adapter_dir in (("untrained base", None), ("toy-world VLM", adapter)):
-            lm = models.load(C.ModelConfig(model=str(Path(args.work) / "base"), quantization="none"),
-                             adapter=adapter_dir)
+        for name, trained in (("untrained base", False), ("toy-world VLM", True)):
+            lm = load_build(args.work, trained)
             report[name] = evaluate_captions(lm, seeds, cfg.num_frames, on_event=_sink(args))
         (Path(args.work) / "eval.json").write_text(json.dumps(report, indent=2))
         keys = [k for k in report["toy-world VLM"] if k not in ("examples", "clips")]
@@ -290,6 +288,24 @@ def cmd_toyworld(args):
         for k in keys:
             print(f"  {k:<26}" + "".join(f"{name}: {r[k] if r[k] is None else round(r[k], 3)!s:<8}  "
                                           for name, r in report.items()))
+    if args.ship:
+        from .toyvlm import package
+        print(f"trained parts and manifest written to {package(args.work, args.ship)}")
+
+
+def cmd_testbed(args):
+    from .testbed import build_task
+    manifest = build_task(args.task, args.out, args.train, args.val, args.test, on_event=_sink(args))
+    print(f"task {args.task} written: {manifest}")
+    print(f"next: python -m rbft benchmark --data {manifest} --model toyworld --out OUT --seeds 0 1 2")
+
+
+def cmd_truth(args):
+    from .testbed import format_truth, truth_report
+    rows = truth_report(_store(args), args.task)
+    print(format_truth(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
 
 
 def cmd_tiny(args):
@@ -368,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "steps; rbft: Stage I (rationales) then Stage II (labels)")
             c.add_argument("--seed", type=int, default=0, help="seed of this run")
         else:
-            c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft"],
+            c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft", "rbft_joint"],
                            help="which arms to run (default: zero_shot sft rbft)")
             c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
 
@@ -384,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--filter", choices=["all", "not_rejected", "supported"], help="Stage I rationale filter")
     c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
                    help="keep the label hint in the Stage I training prompt")
-    c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft"],
+    c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft", "rbft_joint"],
                    help="arms (default: all four)")
     c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
     c.set_defaults(argv=None)
@@ -435,8 +451,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--work", required=True, help="work folder: base model, clips, project, checkpoints")
     c.add_argument("--eval-clips", type=int, default=0,
                    help="then caption N held-out clips and score them against their event logs")
+    c.add_argument("--ship", help="then copy the trained parts and a manifest here (assets/toyworld ships them)")
     from .toyvlm import BuildConfig
     add_config_args(c, BuildConfig, "", "build.")
+
+    c = command("testbed", cmd_testbed, "write a toy-world testbed task: clips whose abstract classes are "
+                "rules over their event logs, a manifest with fixed splits, project.json", project=False)
+    from .testbed import TASKS
+    c.add_argument("task", choices=list(TASKS), help="floor: incident / near miss / routine; "
+                   "order: reckless / fleeing (which came first, a speed-up or a collision)")
+    c.add_argument("--out", required=True, help="folder to write the task to")
+    c.add_argument("--train", type=int, default=16, help="training clips per class (default 16)")
+    c.add_argument("--val", type=int, default=8, help="validation clips per class (default 8)")
+    c.add_argument("--test", type=int, default=20, help="test clips per class (default 20)")
+
+    c = command("truth", cmd_truth, "how true a testbed project's rationales are, against the event logs "
+                "(all of them, and those that pass the label-support filter)")
+    c.add_argument("--task", required=True, choices=list(TASKS))
+    c.add_argument("--json", help="also write the rows to this JSON file")
 
     c = command("tiny", cmd_tiny, "build tiny random models of each family (offline, for trying things)",
                 project=False)

@@ -70,6 +70,8 @@ class ExperimentConfig:
                         "'not_rejected' (drop those a person rejected)", "not_rejected")
     hint_in_training: bool = _help("keep the label hint in the Stage I training prompt (the authors' "
                                    "scripts do); by default Stage I learns from the video alone", False)
+    joint_weight: float = _help("rbft_joint arm: the rationale objective's share of one mixed stage "
+                                "(Stage I + II steps), the label objective has the rest", 0.5)
     sft_same_total_steps: bool = _help("give direct SFT as many steps as Stage I + Stage II together", False)
 
 

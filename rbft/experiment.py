@@ -4,6 +4,8 @@
   sft        direct SFT: video -> label from the base model (Stage II's steps)
   sft_total  direct SFT with as many steps as RB-FT's Stage I + Stage II together
   rbft       Stage I (video -> rationale) gives M_inter, then Stage II (video -> label)
+  rbft_joint one stage of Stage I + II's steps on the rationale and label objectives mixed
+             (joint_weight: the rationale objective's share), from the base model
 
 Each (experiment, arm, seed) is one run in the store. Re-running the same command
 skips finished runs and resumes interrupted ones from their checkpoints.
@@ -29,7 +31,7 @@ from .prompts import rationale_target
 from .store import Store
 from .train import Example, train_stage
 
-ARMS = ("zero_shot", "sft", "sft_total", "rbft")
+ARMS = ("zero_shot", "sft", "sft_total", "rbft", "rbft_joint")
 
 
 def experiment_name(cfg: ExperimentConfig) -> str:
@@ -57,6 +59,31 @@ def rationale_examples(store: Store, rows: list[dict], hint_in_training: bool) -
                   if hint_in_training else project.render(store, "describe"))
         out.append(Example(video, prompt, rationale_target(r["text"], video["label"])))
     return out
+
+
+def joint_examples(labels: list[Example], rationales: list[Example], weight: float) -> list[Example]:
+    """Both objectives in one dataset, the rationale examples a `weight` share of it: sampling in
+    that proportion gives the loss (1 - weight) * label loss + weight * rationale loss in expectation."""
+    if not 0 < weight < 1:
+        raise ValueError(f"joint_weight must be between 0 and 1 (exclusive), not {weight}")
+    if not labels or not rationales:
+        raise ValueError("the joint variant needs both label and rationale examples")
+    total = max(round(len(labels) / (1 - weight)), round(len(rationales) / weight))
+    n_rationale = round(total * weight)
+
+    def cycle(items: list[Example], n: int) -> list[Example]:
+        return [items[i % len(items)] for i in range(n)]
+    return cycle(labels, total - n_rationale) + cycle(rationales, n_rationale)
+
+
+def stage1_examples(store: Store, lm, cfg: ExperimentConfig, emit: EventSink) -> list[Example]:
+    """Generate (or reuse) the rationales, filter them, and make Stage I's examples."""
+    gen = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation, on_event=emit)
+    if cfg.filter == "supported":
+        quality.score_support(store, lm, gen["prompt_id"], lm.name, on_event=emit)
+    rows = quality.select(store.rationales(gen["prompt_id"], lm.name), cfg.filter)
+    emit(Event("log", "stage1", message=f"Stage I trains on {len(rows)} rationales (filter: {cfg.filter})"))
+    return rationale_examples(store, rows, cfg.hint_in_training)
 
 
 def _peak_rss_mb() -> float:
@@ -97,18 +124,17 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
             train_stage(store, lm, label_examples(store), cfg.frames, budget, out_dir / "sft", arm,
                         validate(arm), emit)
         elif arm == "rbft":
-            gen = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation, on_event=emit)
-            if cfg.filter == "supported":
-                quality.score_support(store, lm, gen["prompt_id"], lm.name, on_event=emit)
-            rows = quality.select(store.rationales(gen["prompt_id"], lm.name), cfg.filter)
-            emit(Event("log", "stage1", message=f"Stage I trains on {len(rows)} rationales "
-                                                f"(filter: {cfg.filter})"))
-            examples = rationale_examples(store, rows, cfg.hint_in_training)
+            examples = stage1_examples(store, lm, cfg, emit)
             train_stage(store, lm, examples, cfg.frames, stage1, out_dir / "stage1", "stage1",
                         validate("stage1"), emit)
             train_stage(store, lm, label_examples(store), cfg.frames, stage2, out_dir / "stage2",
                         "stage2", validate("stage2"), emit)
             steps = {"stage1": stage1.max_steps, "stage2": stage2.max_steps}
+        elif arm == "rbft_joint":
+            mixed = joint_examples(label_examples(store), stage1_examples(store, lm, cfg, emit), cfg.joint_weight)
+            budget = replace(stage2, max_steps=stage1.max_steps + stage2.max_steps)
+            train_stage(store, lm, mixed, cfg.frames, budget, out_dir / "joint", "joint", validate("joint"), emit)
+            steps["stage2"] = budget.max_steps
         metrics, rows = evaluate(store, lm, "test", cfg.frames, on_event=emit, stage=f"{arm}/test")
         metrics.update(seconds=time.time() - start, peak_rss_mb=_peak_rss_mb(), steps=steps,
                        total_steps=sum(steps.values()), **models.model_info(lm))

