@@ -233,6 +233,12 @@ def cmd_runs(args):
         print(f"{r['id']:<40} {r['status']:<12} {acc}")
 
 
+def cmd_toysample(args):
+    from .sample import TOY_SAMPLE, build_toy_sample
+    build_toy_sample(on_event=_sink(args))
+    print(f"toy-world sample written to {TOY_SAMPLE}: {(TOY_SAMPLE / 'truth.json').read_text()}")
+
+
 def cmd_sample(args):
     from .sample import create_sample
     report = create_sample(args.project, on_event=_sink(args))
@@ -321,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m rbft",
         description="RB-FT: rationale-bootstrapped fine-tuning of a vision-language model for video "
                     "classification. Typical order: ingest -> configure -> generate -> stats -> experiment.",
-        epilog="Models: a Hugging Face Hub id, a local folder, or tiny:qwen2_vl / tiny:qwen2_5_vl / "
-               "tiny:qwen3_vl / tiny:smolvlm (tiny random models, offline, for trying the pipeline).")
+        epilog="Models: a Hugging Face Hub id, a local folder, toyworld (the toy-world VLM: offline, sees "
+               "only its toy world), or tiny:qwen2_vl / tiny:qwen2_5_vl / tiny:qwen3_vl / tiny:smolvlm "
+               "(tiny random models, offline, for trying the pipeline).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, func, help_text, project=True):
@@ -432,7 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "or list the project's jobs")
     c.add_argument("job_id", nargs="?", help="the job to run here (default: list the jobs)")
 
-    command("sample", cmd_sample, "create a project from the bundled sample clips (3 motion classes)")
+    command("sample", cmd_sample, "create a project from the bundled sample (the toy-world one where the "
+            "toy-world VLM is the default model, else 3 synthetic motion classes)")
+    command("toysample", cmd_toysample, "regenerate assets/toysample: floor-task clips and the rationales the "
+            "shipped toy-world VLM writes for them, with their truth against the event logs", project=False)
 
     c = command("bench", cmd_bench, "measure frame sampling, generation (batched vs one at a time), "
                 "training speed and memory, and label scoring on this machine", project=False)

@@ -77,10 +77,14 @@ def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), on_event: Even
         rationales.generate_rationales(store, lm, FrameConfig(**TOY_FRAMES), GenerationConfig(max_new_tokens=120),
                                        split=None, on_event=on_event)
         paths = {v["id"]: Path(v["path"]).name for v in store.videos()}
+        rows = store.rationales(model=TOYWORLD)
         with open(TOY_SAMPLE / "rationales.jsonl", "w") as f:
-            for r in store.rationales(model=TOYWORLD):
+            for r in rows:
                 f.write(json.dumps({"file": paths[r["video_id"]], "label": r["label"], "text": r["text"],
                                     "settings": json.loads(r["settings"])}) + "\n")
+        truth = testbed.rationale_truth("floor", [
+            {"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)} for r in rows])
+        (TOY_SAMPLE / "truth.json").write_text(json.dumps(truth, indent=2))
 
 
 def build_sample_videos(per_class: int = 8) -> None:

@@ -440,8 +440,11 @@ def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Pa
                 shutil.copy(f, final / f.name)   # processor, tokenizer, chat template, generation config
         info = json.loads((base / "rbft_toyvlm.json").read_text())
         (final / "rbft_toyvlm.json").write_text(json.dumps({**info, "trained": True, "parts": digest}))
-        shutil.rmtree(out, ignore_errors=True)
-        final.rename(out)
+        try:
+            final.rename(out)   # atomic: a folder there is always complete
+        except OSError:
+            if not (out / "rbft_toyvlm.json").exists():  # not another process's finished assembly
+                raise
     return out
 
 

@@ -29,6 +29,10 @@ def list_projects(root: Path) -> list[str]:
 
 def model_note_text(model: str) -> str:
     from rbft import presets
+    if model == "toyworld":
+        return ("`toyworld` is a small model of a toy world (SmolLM2-135M with eyes trained on rendered "
+                "shapes, offline): its rationales describe toy-world clips, for trying the studio and testing "
+                "the method. It is not a model of real footage: pick a Hub model above for that.")
     if model.startswith(("tiny:", "random:")):
         return ("⚠ `" + model + "` has random weights, built offline: every step runs, but its rationales are "
                 "noise and its accuracy is chance. Pick a pretrained model above for real results.")
@@ -62,7 +66,7 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
                                      scale=2)
             open_btn = gr.Button("Open", scale=0, min_width=80)
             model = gr.Dropdown(MODEL_CHOICES, allow_custom_value=True, scale=3, label="Model",
-                                info="Hub id, local folder, or tiny:* (random weights, offline)")
+                                info="Hub id, local folder, toyworld (offline, toy world only), or tiny:* (random weights)")
             num_frames = gr.Number(precision=0, label="Frames", scale=0, min_width=90)
             max_side = gr.Number(precision=0, label="Max side px", scale=0, min_width=110)
         model_note = gr.Markdown(elem_id="model-note")

@@ -19,7 +19,7 @@ log = logging.getLogger("studio")
 
 # Offered in the model box; any Hub id or local folder can be typed instead.
 MODEL_CHOICES = [
-    "tiny:smolvlm", "tiny:qwen2_vl", "tiny:qwen2_5_vl", "tiny:qwen3_vl",
+    "toyworld", "tiny:smolvlm", "tiny:qwen2_vl", "tiny:qwen2_5_vl", "tiny:qwen3_vl",
     "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
     "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "Qwen/Qwen2-VL-2B-Instruct",
     "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-2B-Instruct",

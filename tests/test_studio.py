@@ -26,7 +26,7 @@ def free_port() -> int:
 def train_args(model="tiny:smolvlm", **changes):
     t = {**TRAIN, **changes}
     return [model, 4, 64, t["arms"], t["seeds"], t["s1"], t["s2"], t["batch"], t["lr"], t["every"],
-            t["quant"], t["r"], t["alpha"], t["filt"], t["hint"], t["tokens"]]
+            t["quant"], t["r"], t["alpha"], t["filt"], t["hint"], t["tokens"], t.get("joint", 0.5)]
 
 
 def wait_idle(store, timeout=240):

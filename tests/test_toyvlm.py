@@ -35,26 +35,61 @@ def test_base_loads_as_a_smolvlm_with_a_real_language_model(base):
     assert (feats["input_ids"] == lm.model.config.image_token_id).sum() == 8 * 16  # 16 tokens per frame
 
 
-def test_build_trains_vision_connector_and_lora_and_resumes(base, tmp_path):
-    """A few steps of the toy-world build: the loss is logged, the adapter holds the vision tower and
-    connector in full plus LoRA, and a second call finds the work done."""
+@pytest.fixture(scope="module")
+def short_build(base, tmp_path_factory):
+    """A few steps of both stages of the toy-world build, with the events it reported."""
     import shutil
 
-    from safetensors import safe_open
-
     from rbft.toyvlm import BuildConfig, build
-    work = tmp_path / "work"
+    work = tmp_path_factory.mktemp("build") / "work"
     shutil.copytree(base, work / "base")  # reuse the assembled base (assembling takes ~20 s)
     events = []
-    cfg = BuildConfig(clips=10, steps=3, save_every=2, num_frames=4)
+    cfg = BuildConfig(clips=10, sight_steps=3, sight_batch_size=1, steps=3, save_every=2, num_frames=4)
     adapter = build(work, cfg, on_event=events.append)
-    losses = [e.data["loss"] for e in events if e.kind == "loss"]
-    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    return work, cfg, adapter, events
+
+
+def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(short_build):
+    """The vision tower learns patch truth first, then the caption stage trains the connector and
+    LoRA (eyes frozen); the loss of both is logged, and a second call finds the work done."""
+    from safetensors import safe_open
+
+    from rbft.toyvlm import build
+    work, cfg, adapter, events = short_build
+    assert [e.stage for e in events if e.kind == "loss"] == ["sight"] * 3 + ["toyworld"] * 3
+    assert all(e.data["loss"] > 0 for e in events if e.kind == "loss")
+    sight = json.loads((work / "sight" / "sight.json").read_text())
+    assert 0 <= sight["color_accuracy"] <= 1 and sight["patches"] > 100
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
         names = list(f.keys())
-    assert any("vision_model" in n for n in names) and any("connector" in n for n in names)
-    assert any("lora_A" in n and "text_model" in n for n in names)
+    assert any("connector" in n for n in names) and any("lora_A" in n and "text_model" in n for n in names)
+    assert not any("vision_model" in n for n in names)  # frozen in the caption stage: shipped on its own
     again = []
     build(work, cfg, on_event=again.append)
     assert not [e for e in again if e.kind == "loss"]  # already trained: nothing redone
     assert json.loads((work / "build.json").read_text())["train_examples"] == 6
+
+
+def test_shipped_parts_assemble_into_the_trained_model(short_build, tmp_path):
+    """What ships is small, and the model assembled from it on first use (SmolLM2 from the package +
+    shipped parts, LoRA merged) answers like the build's own model."""
+    import numpy as np
+
+    from rbft import toyworld
+    from rbft.frames import Clip
+    from rbft.toyvlm import load_build, model_dir, package
+    work = short_build[0]
+    parts = package(work, tmp_path / "parts")
+    size = sum(p.stat().st_size for p in parts.rglob("*") if p.is_file())
+    assert size < 40e6
+    folder = model_dir(parts, cache_root=tmp_path / "cache")
+    assert model_dir(parts, cache_root=tmp_path / "cache") == folder  # assembled once, then reused
+    built, shipped = load_build(work), models.load(ModelConfig(model=str(folder)))
+    frames = FrameConfig(num_frames=4, max_side=128)
+    clip = toyworld.render(123)
+    idx = [0, 5, 10, 15]
+    video = Clip(clip.frames[idx], clip.fps, 16, idx)
+    options = ["a red circle", "a blue square", "a green triangle"]
+    a = models.score_options(built, "Describe what happens in this video.", video, frames, options)
+    b = models.score_options(shipped, "Describe what happens in this video.", video, frames, options)
+    assert np.allclose(a, b, atol=0.5), (a, b)

@@ -53,7 +53,8 @@ def build(ctx: Context, project_state: gr.State, header: list):
     with gr.Row():
         with gr.Column():
             arms = gr.CheckboxGroup(list(ARMS), value=["zero_shot", "sft", "rbft"], label="Arms",
-                                    info="sft_total: direct SFT with as many steps as Stage I + II together")
+                                    info="sft_total: direct SFT with as many steps as Stage I + II together; "
+                                         "rbft_joint: rationale and label objectives mixed in one stage")
             seeds = gr.Textbox(value="0", label="Seeds", info="one run of every arm per seed, e.g. 0 1 2")
             with gr.Row():
                 stage1_steps = gr.Number(precision=0, label="Stage I steps (rationales)")
@@ -72,6 +73,8 @@ def build(ctx: Context, project_state: gr.State, header: list):
                                         info="not_rejected: all but those you rejected; supported: only "
                                              "rationales that point to their label (score them in Quality)")
             hint = gr.Checkbox(label="Keep the label hint in the Stage I training prompt")
+            joint = gr.Slider(0.05, 0.95, step=0.05, label="rbft_joint: weight of the rationale objective",
+                              info="its share of the mixed stage; the label objective has the rest")
             gen_tokens = gr.Number(precision=0, label="Longest rationale (tokens)")
     with gr.Row():
         run_btn = gr.Button("Run experiment", variant="primary", elem_id="run-experiment")
@@ -86,16 +89,16 @@ def build(ctx: Context, project_state: gr.State, header: list):
     last_seen = gr.State(-1)
 
     setting_inputs = [arms, seeds, stage1_steps, stage2_steps, batch, lr, eval_every, quantization, lora_r,
-                      lora_alpha, rationale_filter, hint, gen_tokens]
+                      lora_alpha, rationale_filter, hint, gen_tokens, joint]
 
     def settings_values(cfg: C.ExperimentConfig) -> list:
         return [cfg.arms, " ".join(map(str, cfg.seeds)), cfg.stage1.max_steps, cfg.stage2.max_steps,
                 cfg.stage2.batch_size, cfg.stage2.learning_rate, cfg.stage2.eval_every,
                 cfg.model.quantization, cfg.stage2.lora_r, cfg.stage2.lora_alpha, cfg.filter,
-                cfg.hint_in_training, cfg.generation.max_new_tokens]
+                cfg.hint_in_training, cfg.generation.max_new_tokens, cfg.joint_weight]
 
     def apply(cfg: C.ExperimentConfig, arm_list, seed_text, s1, s2, bs, rate, every, quant, r, alpha, filt,
-              hint_value, tokens) -> C.ExperimentConfig:
+              hint_value, tokens, joint_weight) -> C.ExperimentConfig:
         if not arm_list:
             raise gr.Error("Choose at least one arm.")
         for name, value, low in (("Stage I steps", s1, 1), ("Stage II steps", s2, 1), ("Batch size", bs, 1),
@@ -112,6 +115,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
             stage.lora_r, stage.lora_alpha = int(r), int(alpha or 2 * int(r))
         cfg.model.quantization, cfg.filter, cfg.hint_in_training = quant, filt, bool(hint_value)
         cfg.generation.max_new_tokens = int(tokens)
+        cfg.joint_weight = float(joint_weight)
         return cfg
 
     @friendly

