@@ -49,7 +49,7 @@ def build_config(args: argparse.Namespace) -> C.ExperimentConfig:
         if "." in key:
             group, name = key.split(".", 1)
             cfg[group][name] = value
-        elif key in ("arms", "seeds", "filter", "hint_in_training"):
+        elif key in ("arms", "seeds", "filter", "hint_in_training", "joint_weight"):
             cfg[key] = value
     return C.from_dict(C.ExperimentConfig, cfg)
 
@@ -385,8 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which rationales Stage I trains on (default: not_rejected)")
         c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
                        help="keep the label hint in the Stage I training prompt")
+        c.add_argument("--joint-weight", type=float,
+                       help="rbft_joint: the rationale objective's share of the mixed stage (default 0.5)")
         if name == "train":
-            c.add_argument("--arm", required=True, choices=["sft", "sft_total", "rbft"],
+            c.add_argument("--arm", required=True, choices=["sft", "sft_total", "rbft", "rbft_joint"],
                            help="sft: labels from the base model; sft_total: the same with Stage I + II "
                                 "steps; rbft: Stage I (rationales) then Stage II (labels)")
             c.add_argument("--seed", type=int, default=0, help="seed of this run")
@@ -407,8 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--filter", choices=["all", "not_rejected", "supported"], help="Stage I rationale filter")
     c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
                    help="keep the label hint in the Stage I training prompt")
+    c.add_argument("--joint-weight", type=float,
+                   help="rbft_joint: the rationale objective's share of the mixed stage (default 0.5)")
     c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft", "rbft_joint"],
-                   help="arms (default: all four)")
+                   help="arms (default: zero_shot, sft, sft_total, rbft)")
     c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
     c.set_defaults(argv=None)
 

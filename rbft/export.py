@@ -13,10 +13,10 @@ from .store import Store
 
 
 def run_adapter(store: Store, run_id: str) -> Path:
-    """The final adapter of a run (Stage II for RB-FT, the SFT adapter for SFT arms)."""
+    """The final adapter of a run (Stage II for RB-FT, the mixed stage for rbft_joint, SFT for SFT arms)."""
     run = store.run(run_id)
     out = Path(run["output_dir"])
-    for stage in ("stage2", "sft"):
+    for stage in ("stage2", "joint", "sft"):
         adapter = out / stage / "adapter"
         if (adapter / "adapter_config.json").exists():
             return adapter

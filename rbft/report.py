@@ -73,7 +73,9 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
                 f"Stage I {cfg['stage1']['max_steps']} steps, Stage II / SFT {cfg['stage2']['max_steps']} steps, "
                 f"batch {cfg['stage2']['batch_size']}, learning rate {cfg['stage2']['learning_rate']}, "
                 f"LoRA r {cfg['stage2']['lora_r']}; Stage I filter {cfg['filter']}, "
-                f"label hint in training {cfg['hint_in_training']}; seeds {cfg['seeds']}.", ""]
+                f"label hint in training {cfg['hint_in_training']}; seeds {cfg['seeds']}"
+                + (f"; rbft_joint weight {cfg.get('joint_weight')}" if "rbft_joint" in cfg.get("arms", []) else "")
+                + ".", ""]
     out += ["## Arms (mean ± std over seeds)", "", format_table(rows), ""]
     if minority:
         out += [f"Minority class(es) on the test split: **{', '.join(minority)}**.", ""]

@@ -93,6 +93,8 @@ class BuildConfig:
     sight_steps: int = field(default=1500, metadata={"help": "optimizer steps of the vision tower's pretraining"})
     sight_batch_size: int = field(default=4, metadata={"help": "clips per pretraining step (each gives num_frames images)"})
     sight_learning_rate: float = field(default=1e-3, metadata={"help": "for the vision tower's pretraining"})
+    align_steps: int = field(default=120, metadata={"help": "steps that train the connector alone (language model frozen, no LoRA)"})
+    align_learning_rate: float = field(default=1e-3, metadata={"help": "for the connector's alignment steps"})
     steps: int = field(default=2000, metadata={"help": "optimizer steps of the caption stage"})
     batch_size: int = field(default=1, metadata={"help": "clips per caption step"})
     learning_rate: float = field(default=5e-4, metadata={"help": "for the connector and LoRA (caption stage)"})
@@ -215,9 +217,91 @@ def caption_for(video: dict) -> str:
     return toyworld.caption(toyworld.render(seed), seed)
 
 
+def _module(lm, suffix: str):
+    return next(m for n, m in lm.model.named_modules() if n.endswith(suffix))
+
+
+def _word_vector(lm, words: str) -> torch.Tensor:
+    embed = _module(lm, "embed_tokens").weight.float()
+    ids = lm.tokenizer.encode(" " + words, add_special_tokens=False)
+    return embed[ids].sum(0)
+
+
+@torch.no_grad()
+def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
+    """Start the connector where the language model can read it: each image token (a 2x2 group of
+    patches) is mapped, by ridge regression on rendered clips, to the sum of the word embeddings of
+    what it shows ("small", "red", "circle"; nothing for the background). The language model then
+    sees words in the image and only has to learn to copy and order them."""
+    from . import toysight, toyworld
+    from .frames import uniform_indices
+    tower, connector = _module(lm, "vision_model"), _module(lm, "connector")
+    side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR   # tokens per frame side
+    xs, ys = [], []
+    for i in range(clips):
+        clip = toyworld.render(cfg.seed * 1_000_000 + SIGHT_SEEDS + 400_000 + i, labels=True)
+        ids = uniform_indices(len(clip.frames), cfg.num_frames)
+        feats = tower(pixel_values=toysight.pixels(clip.frames[ids]).to(lm.model.dtype)).last_hidden_state
+        xs.append(connector.pixel_shuffle(feats, SCALE_FACTOR).float().flatten(0, 1))
+        region = VISION["image_size"] // side
+        labels = clip.labels[ids].reshape(len(ids), side, region, side, region).transpose(0, 1, 3, 2, 4)
+        labels = labels.reshape(len(ids) * side * side, -1)
+        words = [_word_vector(lm, f"{t['size']} {t['color']} {t['shape']}") for t in clip.things]
+        target = torch.zeros(len(labels), words[0].shape[0])
+        for k, vector in enumerate(words):
+            share = torch.from_numpy((labels == k + 1).mean(1)).float()
+            target += share[:, None].clamp(max=0.25) * 4 * vector   # a token a quarter covered or more: the words
+        ys.append(target)
+    x, y = torch.cat(xs), torch.cat(ys)
+    gram = x.T @ x + 1e-2 * len(x) * torch.eye(x.shape[1])
+    weight = torch.linalg.solve(gram, x.T @ y).T
+    proj = connector.modality_projection.proj
+    proj.weight.copy_(weight.to(proj.weight.dtype))
+
+
+def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_event: EventSink = ignore) -> None:
+    """Stage 1 of the caption training, as LLaVA does it: only the connector learns (language model
+    frozen, no LoRA), so lowering the caption loss has to go through the image tokens; with LoRA
+    from the start the language model learns the captions' common wording first and ignores them.
+    The connector starts from `connector_from_words`. Leaves the aligned connector in `lm`."""
+    import transformers as tf
+    from safetensors.torch import load_file, save_file
+
+    from .config import FrameConfig, TrainConfig
+    from .train import EventCallback, VideoCollator, VideoTextDataset, last_complete_checkpoint, training_arguments
+    out = work / "align"
+    saved = out / "connector.safetensors"
+    connector = _module(lm, "connector")
+    if saved.exists():
+        connector.load_state_dict({k: v.to(lm.model.dtype) for k, v in load_file(str(saved)).items()})
+        return
+    frames = FrameConfig(cfg.num_frames, VISION["image_size"])
+    data = VideoTextDataset(store, lm, examples, frames)
+    connector_from_words(lm, cfg)
+    if cfg.align_steps <= 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in connector.state_dict().items()}, str(saved))
+        return
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    for p in connector.parameters():
+        p.requires_grad_(True)
+    args = training_arguments(TrainConfig(max_steps=cfg.align_steps, batch_size=cfg.batch_size,
+                                          learning_rate=cfg.align_learning_rate, save_every=cfg.save_every,
+                                          seed=cfg.seed), out, lm.device)
+    trainer = tf.Trainer(model=lm.model, args=args, train_dataset=data,
+                         data_collator=VideoCollator(lm.tokenizer.pad_token_id),
+                         callbacks=[EventCallback("align", on_event, None, 0)])
+    trainer.remove_callback(tf.PrinterCallback)
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(out))
+    partial = out / "connector.partial"
+    save_file({k: v.contiguous() for k, v in connector.state_dict().items()}, str(partial))
+    partial.rename(saved)
+
+
 def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSink = ignore) -> Path:
-    """Train the toy-world VLM (resumable): the vision tower on patch truth, then the connector and
-    LoRA on captions. Returns the caption stage's adapter folder (connector, LoRA)."""
+    """Train the toy-world VLM (resumable): the vision tower on patch truth, the connector alone on
+    captions, then the connector and LoRA on captions. Returns the caption stage's adapter folder (connector, LoRA)."""
     from . import models
     from .config import FrameConfig, ModelConfig, TrainConfig
     from .train import Example, train_stage
@@ -232,7 +316,9 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
     examples = caption_examples(store.videos(split="train"), cfg.seed)
     lm = models.load(ModelConfig(model=str(base), quantization="none"))
     load_vision(lm, vision)
-    for p in next(m for n, m in lm.model.named_modules() if n.endswith("vision_model")).parameters():
+    if not (work / "run" / "adapter" / "adapter_config.json").exists():
+        align_connector(work, store, lm, examples, cfg, on_event)
+    for p in _module(lm, "vision_model").parameters():
         p.requires_grad_(False)   # its eyes are trained; the caption stage learns to read them
     train = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                         lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, eval_every=0, save_every=cfg.save_every,

@@ -95,5 +95,7 @@ def test_benchmark_reads_the_task_description_and_runs_the_joint_arm(tmp_path, t
     runs = {r["arm"]: r for r in result["experiments"]["main"]["runs"]}
     assert runs["rbft_joint"]["status"] == "done"
     assert runs["rbft_joint"]["metrics"]["total_steps"] == 6  # Stage I + Stage II's budget in one stage
+    from rbft.export import run_adapter
+    assert run_adapter(store, runs["rbft_joint"]["id"]).parent.name == "joint"  # predict/export find it
     rows = testbed.truth_report(store, "floor")
     assert rows and rows[0]["rationales"] == 6

@@ -44,19 +44,20 @@ def short_build(base, tmp_path_factory):
     work = tmp_path_factory.mktemp("build") / "work"
     shutil.copytree(base, work / "base")  # reuse the assembled base (assembling takes ~20 s)
     events = []
-    cfg = BuildConfig(clips=10, sight_steps=3, sight_batch_size=1, steps=3, save_every=2, num_frames=4)
+    cfg = BuildConfig(clips=10, sight_steps=3, sight_batch_size=1, align_steps=2, steps=3, save_every=2,
+                      num_frames=4)
     adapter = build(work, cfg, on_event=events.append)
     return work, cfg, adapter, events
 
 
 def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(short_build):
-    """The vision tower learns patch truth first, then the caption stage trains the connector and
-    LoRA (eyes frozen); the loss of both is logged, and a second call finds the work done."""
+    """The vision tower learns patch truth first, then the connector alone, then the connector and
+    LoRA (eyes frozen); every stage's loss is logged, and a second call finds the work done."""
     from safetensors import safe_open
 
     from rbft.toyvlm import build
     work, cfg, adapter, events = short_build
-    assert [e.stage for e in events if e.kind == "loss"] == ["sight"] * 3 + ["toyworld"] * 3
+    assert [e.stage for e in events if e.kind == "loss"] == ["sight"] * 3 + ["align"] * 2 + ["toyworld"] * 3
     assert all(e.data["loss"] > 0 for e in events if e.kind == "loss")
     sight = json.loads((work / "sight" / "sight.json").read_text())
     assert 0 <= sight["color_accuracy"] <= 1 and sight["patches"] > 100
