@@ -481,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = command("truth", cmd_truth, "how true a testbed project's rationales are, against the event logs "
                 "(all of them, and those that pass the label-support filter)")
-    c.add_argument("--task", required=True, choices=list(TASKS))
+    c.add_argument("--task", required=True, choices=list(TASKS), help="the testbed task the project was built from")
     c.add_argument("--json", help="also write the rows to this JSON file")
 
     c = command("tiny", cmd_tiny, "build tiny random models of each family (offline, for trying things)",
