@@ -193,7 +193,7 @@ def test_experiment_job_live_view_and_results(studio, clips):
 def test_stop_and_resume_keep_finished_work(studio):
     client, path, _ = studio
     store = open_project(path)
-    msg = client.predict(*train_args(arms=["sft"], seeds="7", s2=150, every=0), api_name="/run_experiment")
+    msg = client.predict(*train_args(arms=["sft"], seeds="7", s2=400, every=0), api_name="/run_experiment")
     job_id = msg.split()[1].rstrip(":")
     deadline = time.time() + 120
     while not store.recent_events(jobs.job_stream(job_id), "progress", limit=1) and time.time() < deadline:
