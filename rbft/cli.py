@@ -278,7 +278,8 @@ def cmd_toyworld(args):
     values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("build.") and v is not None}
     cfg = BuildConfig(**values)
     adapter = build(args.work, cfg, on_event=_sink(args))
-    print(f"toy-world VLM trained: adapter (vision tower, connector, LoRA) in {adapter}; base in {args.work}/base")
+    print(f"toy-world VLM trained: connector and LoRA in {adapter}, vision tower in {args.work}/sight, "
+          f"base in {args.work}/base")
     if args.eval_clips:
         from .project import open_project
         from .toyvlm import evaluate_captions, load_build

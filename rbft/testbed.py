@@ -144,11 +144,11 @@ def truth_report(store, task_name: str) -> list[dict]:
     for r in store.rationales():
         if r["split"] == "train":
             groups.setdefault((r["prompt_id"], r["model"]), []).append(r)
+    def as_rows(rs: list[dict]) -> list[dict]:
+        return [{"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)} for r in rs]
+
     out = []
     for (prompt_id, model), rows in groups.items():
-        def as_rows(rs):
-            return [{"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)}
-                    for r in rs]
         out.append({"prompt_id": prompt_id, "model": model, "subset": "all",
                     **rationale_truth(task_name, as_rows(rows))})
         if all(r["support_ok"] is not None for r in rows):

@@ -89,13 +89,15 @@ DESCRIBE = "Describe what happens in this video, in the order it happens."
 
 @dataclass
 class BuildConfig:
-    clips: int = field(default=2000, metadata={"help": "toy-world clips rendered for caption training (60/20/20 split)"})
+    # the defaults are the shipped build's settings (assets/toyworld/manifest.json)
+    clips: int = field(default=1200, metadata={"help": "toy-world clips rendered for caption training (60/20/20 split)"})
     sight_steps: int = field(default=1500, metadata={"help": "optimizer steps of the vision tower's pretraining"})
     sight_batch_size: int = field(default=4, metadata={"help": "clips per pretraining step (each gives num_frames images)"})
     sight_learning_rate: float = field(default=1e-3, metadata={"help": "for the vision tower's pretraining"})
-    align_steps: int = field(default=120, metadata={"help": "steps that train the connector alone (language model frozen, no LoRA)"})
+    align_steps: int = field(default=0, metadata={"help": "steps that train the connector alone after its word init "
+                                                    "(language model frozen, no LoRA); the shipped build used none"})
     align_learning_rate: float = field(default=1e-3, metadata={"help": "for the connector's alignment steps"})
-    steps: int = field(default=2000, metadata={"help": "optimizer steps of the caption stage"})
+    steps: int = field(default=600, metadata={"help": "optimizer steps of the caption stage"})
     batch_size: int = field(default=1, metadata={"help": "clips per caption step"})
     learning_rate: float = field(default=5e-4, metadata={"help": "for the connector and LoRA (caption stage)"})
     num_frames: int = field(default=8, metadata={"help": "frames per clip the model sees"})
@@ -104,7 +106,12 @@ class BuildConfig:
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
 
 
-SIGHT_SEEDS = 500_000      # pretraining clips: seed * 1e6 + SIGHT_SEEDS + i (never a caption-stage clip)
+# Clip seeds, offset by seed * 1e6. Caption-stage clips are 0 .. clips - 1; the vision tower trains on
+# SIGHT_SEEDS + i; SIGHT_EVAL_SEEDS are its 40 held-out clips, measured before the connector's word
+# regression fits on WORD_SEEDS (the same range: that fit never touches the tower it was measured on).
+SIGHT_SEEDS = 500_000
+SIGHT_EVAL_SEEDS = 900_000
+WORD_SEEDS = 900_000
 VISION_FILE = "vision.safetensors"
 
 
@@ -115,6 +122,7 @@ def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink
 
     from . import toysight
     from .config import TrainConfig
+    from .models import pick_device
     from .train import EventCallback, last_complete_checkpoint, training_arguments
     out = work / "sight"
     weights = out / VISION_FILE
@@ -125,14 +133,15 @@ def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink
     del full
     args = training_arguments(TrainConfig(max_steps=cfg.sight_steps, batch_size=cfg.sight_batch_size,
                                           learning_rate=cfg.sight_learning_rate, save_every=cfg.save_every,
-                                          seed=cfg.seed), out, "cpu" if not torch.cuda.is_available() else "cuda")
+                                          seed=cfg.seed), out, pick_device())
     data = toysight.SightDataset(cfg.seed * 1_000_000 + SIGHT_SEEDS, cfg.sight_steps * cfg.sight_batch_size,
                                  cfg.num_frames, VISION["patch_size"])
     trainer = tf.Trainer(model=model, args=args, train_dataset=data, data_collator=toysight.collate,
                          callbacks=[EventCallback("sight", on_event, None, 0)])
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last_complete_checkpoint(out))
-    held_out = list(range(cfg.seed * 1_000_000 + 900_000, cfg.seed * 1_000_000 + 900_040))
+    first = cfg.seed * 1_000_000 + SIGHT_EVAL_SEEDS
+    held_out = list(range(first, first + 40))
     report = toysight.sight_accuracy(model.cpu().float(), held_out, cfg.num_frames, VISION["patch_size"])
     on_event(Event("log", "sight", message=f"vision tower on 40 held-out clips: {report}"))
     (out / "sight.json").write_text(json.dumps(report, indent=2))
@@ -146,7 +155,7 @@ def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink
 def load_vision(lm, weights: Path) -> None:
     """Put pretrained vision tower weights into a loaded toy-world model."""
     from safetensors.torch import load_file
-    tower = next(m for name, m in lm.model.named_modules() if name.endswith("vision_model"))
+    tower = _module(lm, "vision_model")
     dtype = next(tower.parameters()).dtype
     tower.load_state_dict({k: v.to(dtype) for k, v in load_file(str(weights)).items()})
 
@@ -239,7 +248,7 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR   # tokens per frame side
     xs, ys = [], []
     for i in range(clips):
-        clip = toyworld.render(cfg.seed * 1_000_000 + SIGHT_SEEDS + 400_000 + i, labels=True)
+        clip = toyworld.render(cfg.seed * 1_000_000 + WORD_SEEDS + i, labels=True)
         ids = uniform_indices(len(clip.frames), cfg.num_frames)
         feats = tower(pixel_values=toysight.pixels(clip.frames[ids]).to(lm.model.dtype)).last_hidden_state
         xs.append(connector.pixel_shuffle(feats, SCALE_FACTOR).float().flatten(0, 1))
@@ -275,13 +284,12 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
     if saved.exists():
         connector.load_state_dict({k: v.to(lm.model.dtype) for k, v in load_file(str(saved)).items()})
         return
-    frames = FrameConfig(cfg.num_frames, VISION["image_size"])
-    data = VideoTextDataset(store, lm, examples, frames)
     connector_from_words(lm, cfg)
     if cfg.align_steps <= 0:
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in connector.state_dict().items()}, str(saved))
         return
+    data = VideoTextDataset(store, lm, examples, FrameConfig(cfg.num_frames, VISION["image_size"]))
     for p in lm.model.parameters():
         p.requires_grad_(False)
     for p in connector.parameters():
@@ -300,11 +308,12 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
 
 
 def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSink = ignore) -> Path:
-    """Train the toy-world VLM (resumable): the vision tower on patch truth, the connector alone on
-    captions, then the connector and LoRA on captions. Returns the caption stage's adapter folder (connector, LoRA)."""
+    """Train the toy-world VLM (resumable): the vision tower on patch truth, the connector from words
+    (and optionally alone on captions), then the connector and LoRA on captions. Returns the caption
+    stage's adapter folder (connector, LoRA); the vision tower is in sight/."""
     from . import models
     from .config import FrameConfig, ModelConfig, TrainConfig
-    from .train import Example, train_stage
+    from .train import train_stage
     work = Path(work)
     base = work / "base"
     if not (base / "rbft_toyvlm.json").exists():
