@@ -193,13 +193,13 @@ def test_experiment_job_live_view_and_results(studio, clips):
 def test_stop_and_resume_keep_finished_work(studio):
     client, path, _ = studio
     store = open_project(path)
+    second = Client(client.src, verbose=False)  # connected before the job starts: the stop lands mid-training
     msg = client.predict(*train_args(arms=["sft"], seeds="7", s2=400, every=0), api_name="/run_experiment")
     job_id = msg.split()[1].rstrip(":")
     deadline = time.time() + 120
     while not store.recent_events(jobs.job_stream(job_id), "progress", limit=1) and time.time() < deadline:
         time.sleep(0.3)
     # while the job trains, the page still answers at once (the work is in another process)
-    second = Client(client.src, verbose=False)
     for endpoint, args in (("/quality", [None]), ("/results", [None]), ("/job_status", [])):
         start = time.perf_counter()
         second.predict(*args, api_name=endpoint)
