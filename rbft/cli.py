@@ -274,7 +274,7 @@ def cmd_footage(args):
 
 
 def cmd_toyworld(args):
-    from .toyvlm import BuildConfig, build
+    from .toyworld.model import BuildConfig, build
     values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("build.") and v is not None}
     cfg = BuildConfig(**values)
     adapter = build(args.work, cfg, on_event=_sink(args))
@@ -282,7 +282,7 @@ def cmd_toyworld(args):
           f"base in {args.work}/base")
     if args.eval_clips:
         from .project import open_project
-        from .toyvlm import evaluate_captions, load_build
+        from .toyworld.model import evaluate_captions, load_build
         videos = open_project(Path(args.work) / "project").videos(split="test")[:args.eval_clips]
         seeds = [int(Path(v["path"]).stem) for v in videos]
         report = {}
@@ -296,19 +296,19 @@ def cmd_toyworld(args):
             print(f"  {k:<26}" + "".join(f"{name}: {r[k] if r[k] is None else round(r[k], 3)!s:<8}  "
                                           for name, r in report.items()))
     if args.ship:
-        from .toyvlm import package
+        from .toyworld.model import package
         print(f"trained parts and manifest written to {package(args.work, args.ship)}")
 
 
 def cmd_testbed(args):
-    from .testbed import build_task
+    from .toyworld.testbed import build_task
     manifest = build_task(args.task, args.out, args.train, args.val, args.test, on_event=_sink(args))
     print(f"task {args.task} written: {manifest}")
     print(f"next: python -m rbft benchmark --data {manifest} --model toyworld --out OUT --seeds 0 1 2")
 
 
 def cmd_truth(args):
-    from .testbed import format_truth, truth_report
+    from .toyworld.truth import format_truth, truth_report
     rows = truth_report(_store(args), args.task)
     print(format_truth(rows))
     if args.json:
@@ -467,12 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--eval-clips", type=int, default=0,
                    help="then caption N held-out clips and score them against their event logs")
     c.add_argument("--ship", help="then copy the trained parts and a manifest here (assets/toyworld ships them)")
-    from .toyvlm import BuildConfig
+    from .toyworld.model import BuildConfig
     add_config_args(c, BuildConfig, "", "build.")
 
     c = command("testbed", cmd_testbed, "write a toy-world testbed task: clips whose abstract classes are "
                 "rules over their event logs, a manifest with fixed splits, project.json", project=False)
-    from .testbed import TASKS
+    from .toyworld.testbed import TASKS
     c.add_argument("task", choices=list(TASKS), help="floor: incident / near miss / routine; "
                    "order: reckless / fleeing (which came first, a speed-up or a collision)")
     c.add_argument("--out", required=True, help="folder to write the task to")

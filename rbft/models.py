@@ -13,11 +13,12 @@ from typing import Optional, Sequence
 
 import torch
 
+from . import names
 from .config import FrameConfig, GenerationConfig, ModelConfig
 from .frames import Clip
 from .testing import FAMILIES as TINY_FAMILIES, RANDOM_PREFIX, TINY_PREFIX, random_model_dir, tiny_model_dir
 
-TOYWORLD = "toyworld"     # the toy-world VLM (rbft.toyvlm): assembled offline on first use
+TOYWORLD = "toyworld"     # the toy-world VLM (rbft.toyworld, registered in rbft.names)
 LORA_LAYERS = "(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 SEQUENCE_KEYS = {"input_ids": None, "attention_mask": 0, "labels": -100,
                  "mm_token_type_ids": 0, "token_type_ids": 0}
@@ -58,13 +59,12 @@ OFFLINE_HELP = ("Offline options: a local folder holding the model (config, weig
 
 
 def resolve(name: str) -> Path | str:
-    """A tiny model name, 'toyworld', a local folder, or a Hub id (returned unchanged)."""
-    if name == TOYWORLD:
-        from . import toyvlm
+    """A tiny model name, a registered name ('toyworld'), a local folder, or a Hub id (returned unchanged)."""
+    if name in names.PROVIDERS:
         try:
-            return toyvlm.model_dir()
+            return names.model_dir(name)
         except FileNotFoundError as e:
-            raise ModelLoadError(f"the toy-world VLM cannot be assembled here: {e}") from None
+            raise ModelLoadError(f"{name} cannot be had here: {e}") from None
     if name.startswith(TINY_PREFIX):
         return tiny_model_dir(name[len(TINY_PREFIX):])
     if name.startswith(RANDOM_PREFIX):
@@ -81,9 +81,8 @@ def available(name: str) -> bool:
     """Can this model be loaded without a download (tiny, a local folder, or in the Hub cache)?"""
     if name.startswith((TINY_PREFIX, RANDOM_PREFIX)) or Path(name).expanduser().exists():
         return True
-    if name == TOYWORLD:
-        from . import toyvlm
-        return toyvlm.available()
+    if name in names.PROVIDERS:
+        return names.available(name)
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(name, "config.json"), str)
 

@@ -63,7 +63,8 @@ def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), on_event: Even
     import shutil
     import tempfile
 
-    from . import models, rationales, testbed
+    from . import models, rationales
+    from .toyworld import testbed, truth
     from .config import FrameConfig, GenerationConfig, ModelConfig
     from .models import TOYWORLD
     shutil.rmtree(TOY_SAMPLE, ignore_errors=True)
@@ -82,9 +83,9 @@ def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), on_event: Even
             for r in rows:
                 f.write(json.dumps({"file": paths[r["video_id"]], "label": r["label"], "text": r["text"],
                                     "settings": json.loads(r["settings"])}) + "\n")
-        truth = testbed.rationale_truth("floor", [
+        facts = truth.rationale_truth("floor", [
             {"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)} for r in rows])
-        (TOY_SAMPLE / "truth.json").write_text(json.dumps(truth, indent=2))
+        (TOY_SAMPLE / "truth.json").write_text(json.dumps(facts, indent=2))
 
 
 def build_sample_videos(per_class: int = 8) -> None:

@@ -42,3 +42,16 @@ def test_bad_input_is_an_error_line_not_a_traceback(tmp_path, capsys):
     bad.write_text("Classify {colour}")
     assert main(["prompt", "--project", str(tmp_path / "p"), "--kind", "classify", "--set", str(bad)]) == 2
     assert "unknown field" in capsys.readouterr().err
+
+
+def test_the_method_never_imports_the_toy_world():
+    """`toyworld` resolves through rbft.names, lazily: the method's modules load without the toy world."""
+    import subprocess
+    import sys
+    code = ("import sys, rbft.models, rbft.train, rbft.experiment, rbft.evaluate, rbft.benchmark; "
+            "print(sorted(m for m in sys.modules if m.startswith('rbft.toyworld')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    from rbft import models, names
+    assert names.PROVIDERS["toyworld"] == "rbft.toyworld.model"
+    assert models.available("toyworld") == names.available("toyworld")

@@ -3,7 +3,9 @@ rationale is measured against the clip's log."""
 import csv
 import json
 
-from rbft import experiment, testbed, toyworld
+from rbft import experiment
+from rbft.toyworld import testbed, world as toyworld
+from rbft.toyworld import truth as tr
 from rbft.benchmark import run_benchmark
 from rbft.train import Example
 
@@ -67,10 +69,10 @@ def test_true_captions_are_true_rationales_and_wrong_ones_are_not():
         other = next(s for s in range(seed + 1, seed + 50) if testbed.floor_rule(toyworld.render(s).events)
                      not in (None, label))
         wrong.append({"text": toyworld.caption(toyworld.render(other), other), "label": label, "seed": seed})
-    truth = testbed.rationale_truth("floor", rows)
+    truth = tr.rationale_truth("floor", rows)
     assert truth["label_consistent"] == 1.0 and truth["event_precision"] == 1.0
     assert truth["hallucination_rate"] == 0.0
-    lies = testbed.rationale_truth("floor", wrong)  # another clip's caption: wrong events, wrong class
+    lies = tr.rationale_truth("floor", wrong)  # another clip's caption: wrong events, wrong class
     assert lies["label_consistent"] == 0.0 and lies["event_precision"] < 0.3
 
 
@@ -97,5 +99,5 @@ def test_benchmark_reads_the_task_description_and_runs_the_joint_arm(tmp_path, t
     assert runs["rbft_joint"]["metrics"]["total_steps"] == 6  # Stage I + Stage II's budget in one stage
     from rbft.export import run_adapter
     assert run_adapter(store, runs["rbft_joint"]["id"]).parent.name == "joint"  # predict/export find it
-    rows = testbed.truth_report(store, "floor")
+    rows = tr.truth_report(store, "floor")
     assert rows and rows[0]["rationales"] == 6

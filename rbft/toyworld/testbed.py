@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import csv
 import json
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import toyworld
-from .events import EventSink, Progress, ignore
+from . import world
+from ..events import EventSink, Progress, ignore
 
 
 def _first(events: list[dict], kind: str) -> Optional[int]:
@@ -70,14 +69,14 @@ FIRST_SEED = 20_000_000  # testbed clips never share a seed with the build's cli
 def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: int = 20,
                first_seed: int = FIRST_SEED, on_event: EventSink = ignore) -> Path:
     """Render clips until every class has train + val + test of them; write clips, manifest, project.json."""
-    from .synthetic import write_video
+    from ..synthetic import write_video
     task = TASKS[name]
     out = Path(out)
     need = train + val + test
     picked: dict[str, list[int]] = {c: [] for c in task.classes}
     seed = first_seed
     while any(len(v) < need for v in picked.values()):
-        label = task.rule(toyworld.render(seed).events)
+        label = task.rule(world.render(seed).events)
         if label is not None and len(picked[label]) < need:
             picked[label].append(seed)
         seed += 1
@@ -90,7 +89,7 @@ def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: 
             split = "train" if i < train else "val" if i < train + val else "test"
             path = out / label / f"{s}.webm"
             if not path.exists():
-                clip = toyworld.render(s)
+                clip = world.render(s)
                 write_video(path, clip.frames[..., ::-1], fps=clip.fps)
             rows.append({"path": f"{label}/{s}.webm", "label": label, "split": split})
             progress.advance()
@@ -102,70 +101,3 @@ def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: 
         "domain": task.domain, "classes": task.classes, "task": name, "temporal": task.temporal,
         "rule": task.rule.__doc__, "sizes": {"train": train, "val": val, "test": test}}, indent=2))
     return out / "manifest.csv"
-
-
-def implied_label(task: Task, text: str) -> Optional[str]:
-    """The class the rule gives for the events a rationale states (object and event, in its order)."""
-    from .toyvlm import _facts_from_text
-    facts = _facts_from_text(text)
-    events = [{"t": i, "object": obj, "event": kind} for i, (obj, kind) in enumerate(facts)]
-    objects = {e["object"] for e in events}
-    if task.name == "floor" and len(objects) < 2:  # a rationale naming one thing still states events
-        events += [{"t": len(events), "object": "(another)", "event": "stays still"}]
-    return task.rule(events)
-
-
-def rationale_truth(task_name: str, rows: list[dict]) -> dict:
-    """How true rationales are: rows of {text, label, seed}. Caption accuracy against the clip's log,
-    and whether the events a rationale states make its label true under the task's rule."""
-    from .toyvlm import caption_scores
-    task = TASKS[task_name]
-    scores, consistent = [], []
-    for r in rows:
-        clip = toyworld.render(r["seed"])
-        scores.append(caption_scores(r["text"], clip.events))
-        consistent.append(implied_label(task, r["text"]) == r["label"])
-    if not rows:
-        return {"rationales": 0}
-    claims = sum(s["claims"] for s in scores)
-    return {"rationales": len(rows),
-            "event_precision": statistics.fmean(s["event_precision"] for s in scores),
-            "event_recall": statistics.fmean(s["event_recall"] for s in scores),
-            "object_precision": statistics.fmean(s["object_precision"] for s in scores),
-            "hallucination_rate": sum(s["hallucinated"] for s in scores) / claims if claims else None,
-            "label_consistent": statistics.fmean(consistent)}
-
-
-def truth_report(store, task_name: str) -> list[dict]:
-    """Per rationale set (prompt version, model) of a testbed project: the truth of all its training
-    rationales, and of those that pass the label-support filter (Video-STaR style) where scored."""
-    paths = {v["id"]: v["path"] for v in store.videos()}
-    groups: dict[tuple, list[dict]] = {}
-    for r in store.rationales():
-        if r["split"] == "train":
-            groups.setdefault((r["prompt_id"], r["model"]), []).append(r)
-    def as_rows(rs: list[dict]) -> list[dict]:
-        return [{"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)} for r in rs]
-
-    out = []
-    for (prompt_id, model), rows in groups.items():
-        out.append({"prompt_id": prompt_id, "model": model, "subset": "all",
-                    **rationale_truth(task_name, as_rows(rows))})
-        if all(r["support_ok"] is not None for r in rows):
-            kept = [r for r in rows if r["support_ok"]]
-            out.append({"prompt_id": prompt_id, "model": model, "subset": "label-supported",
-                        **rationale_truth(task_name, as_rows(kept))})
-    return out
-
-
-def format_truth(rows: list[dict]) -> str:
-    head = ["rationales", "subset", "n", "event precision", "event recall", "hallucination rate",
-            "label follows from the stated events"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        def f(k):
-            return "-" if r.get(k) is None else f"{r[k]:.3f}"
-        lines.append(f"| {r['model']} prompt {r['prompt_id']} | {r['subset']} | {r['rationales']} | "
-                     f"{f('event_precision')} | {f('event_recall')} | {f('hallucination_rate')} | "
-                     f"{f('label_consistent')} |")
-    return "\n".join(lines)

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import toyworld
+from . import world
 
-COLORS = list(toyworld.COLORS)
+COLORS = list(world.COLORS)
 SIZES = ("small", "large")
 N_REGRESS = 5  # centre dx, dy (in patches), radius (canvas tenths), orientation cos, sin
 
 
-def patch_targets(clip: toyworld.Clip, frame_ids, patch: int) -> dict:
+def patch_targets(clip: world.Clip, frame_ids, patch: int) -> dict:
     """Per frame and patch: class targets (0 = nothing) and regression targets with their mask."""
     labels = clip.labels[frame_ids]                                    # (T, H, W)
     t, h, w = labels.shape
@@ -46,7 +46,7 @@ def patch_targets(clip: toyworld.Clip, frame_ids, patch: int) -> dict:
             if not here.any():
                 continue
             color[i][here] = COLORS.index(thing["color"]) + 1
-            shape[i][here] = toyworld.SHAPES.index(thing["shape"]) + 1
+            shape[i][here] = world.SHAPES.index(thing["shape"]) + 1
             size[i][here] = SIZES.index(thing["size"]) + 1
             x, y, r, _ = clip.tracks[name][f]
             rows, cols = np.nonzero(here)
@@ -78,8 +78,8 @@ class SightDataset(torch.utils.data.Dataset):
         return self.clips
 
     def __getitem__(self, i: int) -> dict:
-        from .frames import uniform_indices
-        clip = toyworld.render(self.first + i, labels=True)
+        from ..frames import uniform_indices
+        clip = world.render(self.first + i, labels=True)
         ids = uniform_indices(len(clip.frames), self.num_frames)
         out = {k: torch.from_numpy(v) for k, v in patch_targets(clip, ids, self.patch).items()}
         out["pixel_values"] = pixels(clip.frames[ids])
@@ -97,12 +97,12 @@ class SightPretraining(nn.Module):
     def __init__(self, vision_model: nn.Module, hidden: int):
         super().__init__()
         self.vision_model = vision_model
-        self.head = nn.Linear(hidden, len(COLORS) + 1 + len(toyworld.SHAPES) + 1 + len(SIZES) + 1 + N_REGRESS)
+        self.head = nn.Linear(hidden, len(COLORS) + 1 + len(world.SHAPES) + 1 + len(SIZES) + 1 + N_REGRESS)
 
     def forward(self, pixel_values, color, shape, size, regress, regress_mask):
         h = self.vision_model(pixel_values=pixel_values).last_hidden_state
         out = self.head(h)
-        a, b, c = len(COLORS) + 1, len(toyworld.SHAPES) + 1, len(SIZES) + 1
+        a, b, c = len(COLORS) + 1, len(world.SHAPES) + 1, len(SIZES) + 1
         ce = nn.functional.cross_entropy
         loss = ce(out[..., :a].flatten(0, 1), color.flatten()) + \
             ce(out[..., a:a + b].flatten(0, 1), shape.flatten()) + \
@@ -120,7 +120,7 @@ def sight_accuracy(model: SightPretraining, seeds: list[int], num_frames: int, p
     right_color = right_shape = seen = 0
     error = []
     ds = SightDataset(seeds[0], len(seeds), num_frames, patch)
-    a, b, c = len(COLORS) + 1, len(toyworld.SHAPES) + 1, len(SIZES) + 1
+    a, b, c = len(COLORS) + 1, len(world.SHAPES) + 1, len(SIZES) + 1
     for i in range(len(seeds)):
         item = ds[i]
         out = model.vision_model(pixel_values=item["pixel_values"]).last_hidden_state
