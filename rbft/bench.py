@@ -1,10 +1,13 @@
 """`python -m rbft bench`: the waits users feel, measured on the machine it runs on.
 
-Four sections, each the median of several runs, settings printed with the table:
+Sections (the CPU ones the median of several runs), settings printed with the table:
   frames    seek-based sampling vs decoding every frame of a long video; cache hit vs first read
   generate  rationales batched (B videos per call) vs one video at a time
   train     LoRA training samples per second and peak RSS: bf16 and nf4, two frame settings
   score     label scoring of C classes in one batched forward vs C separate forwards
+  memory    training peak RSS at batch 1 and 4, transformers' default path vs the lean one
+  gpu       where CUDA is: training samples/s and peak GPU memory at fixed batches and auto, both
+            paths; generation videos/min at batch 1, 8 and auto
 
 The default model is `random:smolvlm-256m`: SmolVLM2-256M's exact dimensions with random
 weights, built offline, so the timings are those of a real ~256M VLM (the answers are noise).
@@ -27,7 +30,7 @@ import numpy as np
 from .config import FrameConfig, GenerationConfig, ModelConfig, TrainConfig
 from .events import Event, EventSink, ignore
 
-SECTIONS = ("frames", "generate", "train", "score")
+SECTIONS = ("frames", "generate", "train", "score", "memory", "gpu")
 
 
 @dataclass
@@ -42,7 +45,16 @@ class BenchConfig:
     train_frames: list = field(default_factory=lambda: [4, 8], metadata={"help": "frame counts for training"})
     classes: int = field(default=3, metadata={"help": "class options scored per video"})
     long_video_frames: int = field(default=3000, metadata={"help": "length of the long video (frames at 25 fps)"})
-    sections: list = field(default_factory=lambda: list(SECTIONS), metadata={"help": "what to measure"})
+    sections: list = field(default_factory=lambda: list(SECTIONS), metadata={"help": "what to measure (gpu: only where CUDA is)"})
+    gpu_models: list = field(default_factory=lambda: ["random:smolvlm-256m"],
+                             metadata={"help": "models the gpu section trains and generates with "
+                                               "(random:<recommended model id> gives its real dimensions)"})
+    gpu_quantization: str = field(default="nf4", metadata={"help": "loading for the gpu section: nf4 or none"})
+    gpu_batches: list = field(default_factory=lambda: [1, 4, 8], metadata={"help": "fixed batches the gpu section trains at"})
+    gpu_auto_batch: int = field(default=64, metadata={"help": "effective batch of the gpu section's auto row"})
+    gpu_default_path: bool = field(default=True, metadata={"help": "also train on transformers' default (not lean) path, for the before/after"})
+    gpu_checkpointing: str = field(default="auto", metadata={"help": "gradient checkpointing in the gpu section: auto (on), on or off"})
+    gpu_generate: bool = field(default=True, metadata={"help": "also time generation in the gpu section"})
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -166,6 +178,45 @@ def _train_worker(model: str, quantization: str, num_frames: int, max_side: int,
                 "quantized": lm.quantized, "device": lm.device}
 
 
+def _memory_worker(model: str, num_frames: int, max_side: int, batch: int, lean: bool) -> dict:
+    """Peak RSS of two LoRA steps at this batch, in a fresh process (bf16, no checkpointing: the CPU default)."""
+    from . import models
+    from .data import ingest
+    from .experiment import label_examples
+    from .project import open_project
+    from .synthetic import make_dataset
+    from .train import train_stage
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_project(Path(tmp) / "project")
+        ingest(store, make_dataset(Path(tmp) / "clips", per_class=2, motions=("left", "right", "fall"),
+                                   size=max_side, n_frames=2 * num_frames))
+        lm = models.load(ModelConfig(model=model, quantization="none"))
+        before = peak_rss_mb()
+        train_stage(store, lm, label_examples(store), FrameConfig(num_frames, max_side),
+                    TrainConfig(max_steps=2, batch_size=batch, lean=lean, eval_every=0, save_every=10),
+                    Path(tmp) / "run", "bench")
+        return {"peak_rss_mb": peak_rss_mb(), "loaded_rss_mb": before}
+
+
+def bench_memory(cfg: BenchConfig, emit: EventSink) -> list[dict]:
+    """Training memory per sample on this CPU: peak RSS at batch 1 and 4, transformers' default path
+    against the lean one (each measurement in its own process)."""
+    ctx = multiprocessing.get_context("spawn")
+    rows, peaks = [], {}
+    for lean in (False, True):
+        for batch in (1, 4):
+            emit(Event("log", "bench", message=f"memory: {'lean' if lean else 'default path'}, batch {batch}"))
+            with ctx.Pool(1) as pool:
+                peaks[lean, batch] = pool.apply(_memory_worker, (cfg.model, cfg.num_frames, cfg.max_side, batch,
+                                                                 lean))["peak_rss_mb"] / 1024
+        per_sample = (peaks[lean, 4] - peaks[lean, 1]) / 3
+        label = "lean" if lean else "default path"
+        rows.append(row("memory", f"training peak RSS, {label}, batch 1 / 4", peaks[lean, 4], "GB",
+                        note=f"batch 1 {peaks[lean, 1]:.2f} GB"))
+        rows.append(row("memory", f"training memory per added sample, {label}", per_sample, "GB"))
+    return rows
+
+
 def bench_train(cfg: BenchConfig, emit: EventSink) -> list[dict]:
     ctx = multiprocessing.get_context("spawn")
     rows = []
@@ -179,6 +230,98 @@ def bench_train(cfg: BenchConfig, emit: EventSink) -> list[dict]:
                             r["samples_per_min"] >= 12, f"{r['seconds_per_step']:.2f} s/step"))
             rows.append(row("train", f"{setting}: peak RSS", r["peak_rss_mb"] / 1024, "GB", "< 6 GB",
                             r["peak_rss_mb"] / 1024 < 6))
+    return rows
+
+
+def bench_gpu(cfg: BenchConfig, model: str, work: Path, emit: EventSink) -> list[dict]:
+    """On the GPU, with one loaded model: training samples/s and peak GPU memory at fixed batches and
+    at auto (both paths: transformers' default and the lean one), generation videos/min at batch 1, 8
+    and auto. Rows are streamed to `emit` as they are measured, so a cut-off run keeps what it had."""
+    import torch
+
+    from . import memory, models, presets
+    from .data import ingest
+    from .experiment import label_examples
+    from .project import open_project
+    from .synthetic import make_dataset
+    from .train import VideoTextDataset, stage_stats, train_stage
+    store = open_project(work / f"project-{len(list(work.glob('project-*'))) if work.exists() else 0}")
+    ingest(store, make_dataset(store.root / "clips", per_class=4, motions=("left", "right", "fall"),
+                               size=cfg.max_side, n_frames=max(16, 2 * cfg.num_frames)))
+    lm = models.load(ModelConfig(model=model, quantization=cfg.gpu_quantization))
+    fc = FrameConfig(cfg.num_frames, cfg.max_side)
+    examples = label_examples(store)
+    seq = memory.sequence_of(lm, VideoTextDataset(store, lm, examples, fc)[0])
+    clip = (f"{model}, {'nf4' if lm.quantized else 'bf16'}, {cfg.num_frames} frames of {cfg.max_side}x{cfg.max_side} px, "
+            f"{seq.tokens} tokens per example ({seq.visual_tokens} visual)"
+            + (", no gradient checkpointing" if cfg.gpu_checkpointing == "off" else ""))
+    emit(Event("log", "bench", message=f"gpu: {clip}"))
+    rows: list[dict] = []
+
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def train(label: str, batch: int, micro: str, lean: bool):
+        out = work / f"run-{len(list(work.glob('run-*')))}"
+        tc = TrainConfig(max_steps=cfg.train_steps + 1, batch_size=batch, micro_batch=micro, lean=lean,
+                         eval_every=0, save_every=10 ** 6, gradient_checkpointing=cfg.gpu_checkpointing)
+        try:
+            train_stage(store, lm, examples, fc, tc, out, "bench")
+        except torch.OutOfMemoryError:
+            lm.model.zero_grad(set_to_none=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            rows.append(row("gpu train", f"{clip}: {label}", float("nan"), "samples/s", note="out of memory"))
+            emit(Event("log", "bench", message=f"gpu train {label}: out of memory", data=rows[-1]))
+            return None
+        st = stage_stats(out)
+        rows.append(row("gpu train", f"{clip}: {label}", st["samples_per_s"], "samples/s",
+                        note=f"{st['seconds_per_step']:.3f} s/step, peak {st['peak_gpu_gb'] or 0:.2f} GB, "
+                             f"{st['micro_batch']} per forward x {st['grad_accum']}"))
+        rows[-1]["peak_gpu_gb"], rows[-1]["stats"] = st["peak_gpu_gb"], st
+        emit(Event("log", "bench", message=f"gpu train {label}: {rows[-1]['note']}", data=rows[-1]))
+        return st
+
+    paths = ([False] if cfg.gpu_default_path else []) + [True]
+    for lean in paths:
+        for b in cfg.gpu_batches:
+            train(f"{'lean' if lean else 'default path'}, batch {b}", b, str(b), lean)
+    one = next((r for r in rows if r["what"].endswith("lean, batch 1") and r["value"] == r["value"]), None)
+    auto = (train(f"lean, auto (effective batch {cfg.gpu_auto_batch})", cfg.gpu_auto_batch, "auto", True)
+            if cfg.gpu_auto_batch else None)
+    if auto and one:
+        speedup = auto["samples_per_s"] / one["value"]
+        rows.append(row("gpu train", f"{clip}: auto over batch 1", speedup, "x", ">= 4x", speedup >= 4))
+    if not cfg.gpu_generate:
+        lm.model = None
+        return rows
+    # generation: the same clips, forced to equal length
+    from .config import GenerationConfig
+    from .project import clip as project_clip
+    videos = store.videos()
+    dims = memory.dims(model, config=lm.config)
+    free = ((torch.cuda.mem_get_info()[0] + torch.cuda.memory_allocated()) / 1e9 if torch.cuda.is_available()
+            else presets.available_gb("cpu"))
+    gen_auto = memory.largest_generation_batch(dims, seq, cfg.new_tokens, free, lm.quantized, upto=64)
+    lm.model.eval()
+    lm.model.generation_config.min_new_tokens = cfg.new_tokens
+    for label, b in (("batch 1", 1), ("batch 8", 8), (f"auto ({gen_auto})", gen_auto)):
+        clips = [project_clip(store, videos[i % len(videos)], fc) for i in range(max(b, 8))]
+        gen = GenerationConfig(max_new_tokens=cfg.new_tokens, batch_size=b)
+        models.generate(lm, ["Describe what happens."] * b, clips[:b], fc, gen)  # warm-up
+        sync()
+        start = time.perf_counter()
+        for i in range(0, len(clips), b):
+            models.generate(lm, ["Describe what happens."] * len(clips[i:i + b]), clips[i:i + b], fc, gen)
+        sync()
+        per_min = 60 * len(clips) / (time.perf_counter() - start)
+        rows.append(row("gpu generate", f"{clip}: {label}, {cfg.new_tokens} tokens each", per_min, "videos/min"))
+        emit(Event("log", "bench", message=f"gpu generate {label}: {per_min:.1f} videos/min", data=rows[-1]))
+    lm.model.generation_config.min_new_tokens = None
+    lm.model = None   # release the weights before the next model loads
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return rows
 
 
@@ -206,6 +349,11 @@ def run_bench(cfg: BenchConfig, on_event: EventSink = ignore) -> dict:
             del lm
         if "train" in cfg.sections:
             rows += bench_train(cfg, on_event)
+        if "memory" in cfg.sections:
+            rows += bench_memory(cfg, on_event)
+        if "gpu" in cfg.sections and _gpu_name():
+            for model in cfg.gpu_models:
+                rows += bench_gpu(cfg, model, Path(tmp) / "gpu", on_event)
     import os
     machine = (f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, "
                f"{_gpu_name() or 'no GPU'}")
@@ -220,8 +368,11 @@ def _gpu_name() -> str:
 
 def format_bench(result: dict) -> str:
     s = result["settings"]
-    lines = [f"Measured {result['date']} on {result['machine']}; model `{s['model']}`, {s['num_frames']} frames at "
-             f"{s['max_side']} px, median of {s['repeats']} runs, {result['seconds']:.0f} s in all.", "",
+    cpu_sections = [x for x in s["sections"] if x != "gpu"]
+    what = (f"model `{s['model']}`, {s['num_frames']} frames at {s['max_side']} px, median of {s['repeats']} runs"
+            if cpu_sections else f"gpu section: {', '.join(s['gpu_models'])}, {s['num_frames']} frames of "
+            f"{s['max_side']} px clips, {s['train_steps']} timed steps per row")
+    lines = [f"Measured {result['date']} on {result['machine']}; {what}, {result['seconds']:.0f} s in all.", "",
              "| section | measurement | value | target | met |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         value = f"{r['value']:.3f} {r['unit']}" if r["unit"] == "s" else f"{r['value']:.1f} {r['unit']}"

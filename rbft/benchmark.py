@@ -31,10 +31,8 @@ def task_description(data: str | Path) -> Optional[dict]:
     return json.loads(meta.read_text()) if meta.exists() else None
 
 
-def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConfig, out_dir: str | Path,
-                  ablations: bool = False, command: str = "", split_seed: int = 0,
-                  on_event: EventSink = ignore) -> dict:
-    """Run every arm (and the ablations), write report.md and report.json to out_dir, return the JSON."""
+def prepare(data: str | Path, project_dir: str | Path, split_seed: int = 0, on_event: EventSink = ignore):
+    """The benchmark's project: the task's domain and classes (a testbed's project.json), the clips ingested."""
     store = open_project(project_dir)
     task = task_description(data)
     if task:
@@ -42,6 +40,14 @@ def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConf
     report = ingest(store, data, seed=split_seed, on_event=on_event)
     if report.errors:
         on_event(Event("log", "benchmark", message=report.summary()))
+    return store
+
+
+def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConfig, out_dir: str | Path,
+                  ablations: bool = False, command: str = "", split_seed: int = 0,
+                  on_event: EventSink = ignore) -> dict:
+    """Run every arm (and the ablations), write report.md and report.json to out_dir, return the JSON."""
+    store = prepare(data, project_dir, split_seed, on_event)
     started = time.time()
     main = run_experiment(store, cfg, on_event=on_event)
     experiments, failed = {"main": main}, {}

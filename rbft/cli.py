@@ -147,7 +147,13 @@ def cmd_train(args):
     cfg = build_config(args)
     store = _store(args)
     name = args.name or experiment_name(cfg)
+    if args.dry_run:
+        _dry_run(store, cfg, "train", arms=[args.arm], seeds=[args.seed])
+    from .budget import check
+    check(store, cfg, verb="train", arms=[args.arm], seeds=[args.seed])
     metrics = run_arm(store, args.arm, args.seed, cfg, name, on_event=_sink(args))
+    if metrics is None:   # not the main process of a torchrun / accelerate launch: it only trained
+        return
     print(f"run {name}/{args.arm}/s{args.seed}: accuracy {metrics['accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f}")
 
@@ -172,10 +178,20 @@ def cmd_eval(args):
     print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "confusion", "classes")}))
 
 
+def _dry_run(store, cfg, verb: str, **kw) -> None:
+    """Print the budget and exit: 0 when it fits here, 2 when it will not."""
+    from .budget import plan
+    budget = plan(store, cfg, verb, **kw)
+    print(budget.text())
+    sys.exit(0 if budget.fits else 2)
+
+
 def cmd_experiment(args):
     from .experiment import format_table, run_experiment, summarize
     cfg = build_config(args)
     store = _store(args)
+    if args.dry_run:
+        _dry_run(store, cfg, "experiment")
     name = run_experiment(store, cfg, args.name, on_event=_sink(args))
     print(f"\nexperiment {name} ({cfg.model.model}, seeds {cfg.seeds}), test split:\n")
     print(format_table(summarize(store, name)))
@@ -189,6 +205,16 @@ def cmd_benchmark(args):
         cfg.arms = list(ALL_ARMS)
     out = Path(args.out)
     command = "python -m rbft " + " ".join(shlex.quote(a) for a in (args.argv or sys.argv[1:]))
+    if args.dry_run:  # the clips are read in a throwaway project: nothing is written beside the data
+        import tempfile
+        from .benchmark import prepare
+        with tempfile.TemporaryDirectory() as tmp:
+            store = prepare(args.data, Path(tmp) / "project", args.split_seed)
+            from .budget import plan
+            budget = plan(store, cfg, "benchmark")
+        budget.command = command
+        print(budget.text())
+        sys.exit(0 if budget.fits else 2)
     run_benchmark(args.data, args.project or out / "project", cfg, out, ablations=args.ablations,
                   command=command, split_seed=args.split_seed, on_event=_sink(args))
     print((out / "report.md").read_text())
@@ -382,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_experiment_args(c)
         c.add_argument("--config", help="JSON file of ExperimentConfig settings (flags override it)")
         c.add_argument("--name", help="experiment name (default: derived from the settings)")
+        c.add_argument("--dry-run", action="store_true", help="print tokens, memory, the batch auto picks, steps "
+                       "and time per stage and the command line, then exit (2 when it will not fit here)")
         c.add_argument("--filter", choices=["all", "not_rejected", "supported"],
                        help="which rationales Stage I trains on (default: not_rejected)")
         c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
@@ -415,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft", "rbft_joint"],
                    help="arms (default: zero_shot, sft, sft_total, rbft)")
     c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
+    c.add_argument("--dry-run", action="store_true", help="print tokens, memory, the batch auto picks, steps and "
+                   "time per stage, then exit (2 when it will not fit here); the data is read, nothing is written")
     c.set_defaults(argv=None)
 
     for name, func, text in [

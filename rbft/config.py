@@ -40,8 +40,14 @@ class GenerationConfig:
 @dataclass
 class TrainConfig:
     max_steps: int = _help("optimizer steps of this stage", 60)
-    batch_size: int = _help("videos per device per step", 2)
+    batch_size: int = _help("videos per device per optimizer step (with grad_accum: the effective batch)", 2)
     grad_accum: int = _help("gradient accumulation steps", 1)
+    micro_batch: str = _help("videos per forward pass: 'auto' (on CUDA the largest divisor of "
+                             "batch_size x grad_accum that fits, confirmed by a real first step; "
+                             "gradient accumulation keeps the effective batch; on CPU batch_size) "
+                             "or a number", "auto")
+    lean: bool = _help("logits only where the loss is (the answer tokens) and no autograd through the "
+                       "frozen vision tower; off: transformers' default path (same loss, more memory)", True)
     learning_rate: float = _help("peak learning rate of the LoRA weights", 2e-4)
     warmup_ratio: float = _help("share of steps that warm the learning rate up", 0.05)
     lora_r: int = _help("LoRA rank", 16)
@@ -50,7 +56,8 @@ class TrainConfig:
     eval_every: int = _help("evaluate on the validation split every K steps (0: only at the end)", 20)
     save_every: int = _help("save a resumable checkpoint every K steps", 20)
     seed: int = _help("random seed (data order, LoRA init)", 0)
-    gradient_checkpointing: bool = _help("trade compute for memory (recommended on GPUs)", False)
+    gradient_checkpointing: str = _help("trade compute for memory: 'auto' (on with CUDA, off on CPU where "
+                                        "memory is rarely the limit), 'on' or 'off'", "auto")
     train_vision: bool = _help("also train the vision tower and connector in full (for a model whose "
                                "vision starts untrained, like the toy-world VLM's)", False)
     train_modules: list = _help("more modules trained in full beside LoRA, by name (e.g. 'connector')",

@@ -29,7 +29,7 @@ from .evaluate import evaluate
 from .events import Event, EventSink, fanout, ignore
 from .prompts import rationale_target
 from .store import Store
-from .train import Example, train_stage
+from .train import Example, stage_stats, train_stage
 
 ARMS = ("zero_shot", "sft", "sft_total", "rbft", "rbft_joint")
 
@@ -77,13 +77,21 @@ def joint_examples(labels: list[Example], rationales: list[Example], weight: flo
 
 
 def stage1_examples(store: Store, lm, cfg: ExperimentConfig, emit: EventSink) -> list[Example]:
-    """Generate (or reuse) the rationales, filter them, and make Stage I's examples."""
-    gen = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation, on_event=emit)
-    if cfg.filter == "supported":
-        quality.score_support(store, lm, gen["prompt_id"], lm.name, on_event=emit)
+    """Generate (or reuse) the rationales, filter them, and make Stage I's examples. Under several
+    processes the main one generates and scores; the others then find the work done and read it."""
+    with _processes().main_process_first():
+        gen = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation, on_event=emit)
+        if cfg.filter == "supported":
+            quality.score_support(store, lm, gen["prompt_id"], lm.name, on_event=emit)
     rows = quality.select(store.rationales(gen["prompt_id"], lm.name), cfg.filter)
     emit(Event("log", "stage1", message=f"Stage I trains on {len(rows)} rationales (filter: {cfg.filter})"))
     return rationale_examples(store, rows, cfg.hint_in_training)
+
+
+def _processes():
+    """accelerate's view of the processes: one (a no-op) or those of `torchrun` / `accelerate launch`."""
+    from accelerate import PartialState
+    return PartialState()
 
 
 def _peak_rss_mb() -> float:
@@ -101,8 +109,13 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
     if existing and store.run(run_id)["status"] == "done":
         on_event(Event("log", arm, message=f"{arm} seed {seed}: done before, kept"))
         return store.run(run_id)["metrics"]
-    store.start_run(arm, seed, to_dict(cfg), str(out_dir), experiment, run_id=run_id)
-    emit = fanout(store.event_sink(run_id), on_event)
+    # Several processes (torchrun / accelerate launch) train together; only the main one writes the
+    # run, its events and predictions, evaluates and generates. Returns None in the others.
+    processes = _processes()
+    main = processes.is_main_process
+    if main:
+        store.start_run(arm, seed, to_dict(cfg), str(out_dir), experiment, run_id=run_id)
+    emit = fanout(store.event_sink(run_id), on_event) if main else ignore
     stage1 = replace(cfg.stage1, seed=seed)
     stage2 = replace(cfg.stage2, seed=seed)
     if torch.cuda.is_available():
@@ -113,7 +126,7 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
         has_val = bool(store.videos(split="val"))
 
         def validate(stage: str):
-            if not has_val:
+            if not has_val or not main:
                 return None
             return lambda: evaluate(store, lm, "val", cfg.frames, stage=f"{stage}/val")[0]
 
@@ -135,9 +148,15 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
             budget = replace(stage2, max_steps=stage1.max_steps + stage2.max_steps)
             train_stage(store, lm, mixed, cfg.frames, budget, out_dir / "joint", "joint", validate("joint"), emit)
             steps["stage2"] = budget.max_steps
+        processes.wait_for_everyone()
+        if not main:
+            del lm
+            gc.collect()
+            return None
         metrics, rows = evaluate(store, lm, "test", cfg.frames, on_event=emit, stage=f"{arm}/test")
         metrics.update(seconds=time.time() - start, peak_rss_mb=_peak_rss_mb(), steps=steps,
-                       total_steps=sum(steps.values()), **models.model_info(lm))
+                       total_steps=sum(steps.values()), **models.model_info(lm),
+                       stages={p.name: stage_stats(p) for p in sorted(out_dir.glob("*")) if stage_stats(p)})
         if torch.cuda.is_available():
             metrics["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
         store.save_predictions(run_id, [dict(r, rationale=None) for r in rows])
@@ -151,7 +170,8 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
         return metrics
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        store.finish_run(run_id, status=status, error=f"{type(e).__name__}: {e}")
+        if main:
+            store.finish_run(run_id, status=status, error=f"{type(e).__name__}: {e}")
         emit(Event("error", arm, message=f"{arm} seed {seed} {status}: {e}"))
         raise
 
@@ -171,7 +191,8 @@ def run_experiment(store: Store, cfg: ExperimentConfig, name: Optional[str] = No
         raise ValueError("the project has no training videos; run `python -m rbft ingest` first")
     if not store.videos(split="test"):
         raise ValueError("the project has no test videos to compare the arms on")
-    check_memory(cfg, training=True)
+    from .budget import check
+    check(store, cfg)   # refused here, before any weights load, when it will not fit
     name = name or experiment_name(cfg)
     for seed in cfg.seeds:
         for arm in cfg.arms:

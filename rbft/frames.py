@@ -53,12 +53,19 @@ def uniform_indices(total: int, n: int) -> list[int]:
     return [min(total - 1, int((i + 0.5) * total / n)) for i in range(n)]
 
 
+def resized_shape(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) of a frame after sampling: the longest side capped at max_side, never enlarged."""
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _resize(frame: np.ndarray, max_side: int) -> np.ndarray:
     h, w = frame.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
+    size = resized_shape(w, h, max_side)
+    if size == (w, h):
         return frame
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 

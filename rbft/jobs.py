@@ -197,9 +197,16 @@ def submit(store: Store, kind: str, params: dict, inline: bool = False) -> str:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rbft", "job", "--project", str(store.root), job_id],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True)
+            cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True,
+            preexec_fn=_lower_priority if hasattr(os, "nice") else None)
     store.update_job(job_id, pid=proc.pid, log=str(log))
     return job_id
+
+
+def _lower_priority() -> None:
+    """A job yields the CPU to the page that watches it: on a machine with few cores the studio
+    answers while training runs (the GPU work is unaffected)."""
+    os.nice(10)
 
 
 def _alive(pid: Optional[int]) -> bool:

@@ -134,6 +134,30 @@ class LoadedModel:
     def tokenizer(self):
         return self.processor.tokenizer
 
+    @property
+    def vision_patch_size(self) -> int:
+        return self.config.vision_config.patch_size
+
+    @property
+    def config(self):
+        return self.model.config if self.model is not None else self._config
+
+    _config: object = None
+
+
+def load_processor(cfg: ModelConfig) -> LoadedModel:
+    """The processor and config alone (no weights): enough to encode examples and count their tokens."""
+    from transformers import AutoProcessor
+    source = resolve(cfg.model)
+    config = _load_config(source)
+    try:
+        processor = AutoProcessor.from_pretrained(source)
+    except OSError as e:
+        raise ModelLoadError(f"cannot load {cfg.model!r}'s processor: {str(e).splitlines()[0]}") from None
+    device = pick_device(cfg.device)
+    return LoadedModel(None, processor, detect_family(config.model_type), cfg.model, device,
+                       use_4bit(cfg, device), config)
+
 
 def _load_config(source):
     from transformers import AutoConfig

@@ -76,26 +76,20 @@ def preset(model: str) -> Optional[Preset]:
 
 def estimate_gb(p: Preset, quantized: bool, num_frames: Optional[int] = None, batch_size: Optional[int] = None,
                 training: bool = True) -> float:
-    """Peak memory of LoRA training (or inference) in GB: weights, LoRA + Adam states, activations.
-
-    Weights: bf16 2 bytes/param, nf4 about 0.55 (4-bit plus double-quantized scales; the vision
-    tower stays bf16, counted at 2). Activations: per token per layer about 34 hidden-size values
-    in bf16 when training (attention, MLP and norms kept for backward), 4 for inference.
-    Anchored on this machine's measurement (SmolVLM-256M, 8 frames at 384 px, LoRA bf16: 3.0 GB
-    peak RSS) and published QLoRA figures (Qwen2-VL-7B about 10 GB, SmolVLM at batch 4 on an L4
-    in 16.4 GB); a rough guide, not a promise.
-    """
-    t = p.text
+    """Peak memory (GB) of LoRA training (or inference) with the preset's frames and a square clip at
+    its max_side: rbft.memory's model of the real dimensions, with the preset's visual tokens per
+    frame and ~300 text tokens (the Train tab's budget uses the project's real clips and processor).
+    Training on a GPU (nf4) checkpoints its layers; bf16 is the CPU path, which does not."""
+    from . import memory
     frames, batch = num_frames or p.num_frames, batch_size or p.batch_size
-    vision_params = p.params_b * 1e9 * (0.1 if p.params_b > 1 else 0.35)
-    text_params = p.params_b * 1e9 - vision_params
-    weights = vision_params * 2 + text_params * (0.55 if quantized else 2)
-    lora = 0.01 * text_params * (2 + 8) if training else 0  # about 1% trainable, weights + fp32 Adam
-    tokens = frames * p.tokens_per_frame + 300
-    per_token = (34 if training else 4) * t["hidden_size"] * 2 * t["num_hidden_layers"]
-    activations = batch * tokens * per_token
-    overhead = 0.8e9  # CUDA context / Python, torch and the processor
-    return (weights + lora + activations + overhead) / 1e9
+    visual = frames * p.tokens_per_frame
+    merge = 16 if p.family == "smolvlm" else 4   # patches per visual token (pixel shuffle / 2x2 merge)
+    seq = memory.Sequence(tokens=visual + 300, visual_tokens=visual, frames=frames, patches=visual * merge,
+                          answer_tokens=4)
+    d = memory.dims(p.model)
+    if not training:
+        return memory.estimate_generation(d, seq, 160, batch, quantized)
+    return memory.estimate(d, seq, batch, quantized, lean=True, checkpointing=quantized).gb
 
 
 def available_gb(device: str) -> float:

@@ -83,6 +83,19 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
         out += ["| arm | wall time s (mean) | peak RSS MB |", "|---|---|---|"]
         out += [f"| {r['arm']} | {r['seconds']:.0f} | {r['peak_rss_mb']:.0f} |" for r in rows]
         out.append("")
+    stages = [(run, name, st) for run in runs if run["metrics"]
+              for name, st in (run["metrics"].get("stages") or {}).items()]
+    if stages:
+        out += ["Batches as trained (micro batch x gradient accumulation = the effective batch; 'auto' picks the "
+                "micro batch that fits this machine, so results do not depend on the card):", "",
+                "| run | stage | batch | per forward x accumulated | auto | s / step | peak GPU GB |",
+                "|---|---|---|---|---|---|---|"]
+        for run, name, st in stages:
+            per_step = f"{st['seconds_per_step']:.2f}" if st.get("seconds_per_step") else "-"
+            peak = f"{st['peak_gpu_gb']:.1f}" if st.get("peak_gpu_gb") else "-"
+            out.append(f"| {run['arm']} s{run['seed']} | {name} | {st['effective_batch']} | {st['micro_batch']} x "
+                       f"{st['grad_accum']} | {'yes' if st['auto'] else 'no'} | {per_step} | {peak} |")
+        out.append("")
     for r in rows:
         classes, matrix = confusion_sum(store, experiment, r["arm"])
         out += [f"### {r['arm']}: test confusion matrix (summed over {r['seeds']} seeds)", "",

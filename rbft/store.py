@@ -149,14 +149,24 @@ class Store:
 
     # ---- prompts ------------------------------------------------------------------
     def save_prompt(self, kind: str, template: str) -> int:
-        """Store a template as the newest version of its kind; an unchanged template keeps its id."""
-        latest = self.latest_prompt(kind)
-        if latest and latest["template"] == template:
-            return latest["id"]
-        version = (latest["version"] + 1) if latest else 1
-        with self.db.conn:
-            return self.db["prompts"].insert({"kind": kind, "version": version,
-                                              "template": template, "created_at": _now()}).last_pk
+        """Store a template as the newest version of its kind; an unchanged template keeps its id.
+        The read and the insert share one write transaction, so two processes seeding the same
+        default (the processes of a torchrun) do not both write version 1."""
+        conn = self.db.conn
+        conn.execute("begin immediate")
+        try:
+            latest = conn.execute("select id, version, template from prompts where kind = ? "
+                                  "order by version desc limit 1", [kind]).fetchone()
+            if latest and latest[2] == template:
+                conn.execute("commit")
+                return latest[0]
+            cursor = conn.execute("insert into prompts (kind, version, template, created_at) values (?, ?, ?, ?)",
+                                  [kind, (latest[1] + 1) if latest else 1, template, _now()])
+            conn.execute("commit")
+            return cursor.lastrowid
+        except BaseException:
+            conn.execute("rollback")
+            raise
 
     def latest_prompt(self, kind: str) -> Optional[dict]:
         rows = list(self.db["prompts"].rows_where("kind = ?", [kind], order_by="version desc",

@@ -188,14 +188,55 @@ def build_random_smolvlm_256m(out_dir: str | Path, image_side: int = 384, seed: 
 
 
 def random_model_dir(shape: str, cache_root: str | Path | None = None) -> Path:
-    """`random:smolvlm-256m[@SIDE]`: built on first use (about a minute), cached beside the tiny models."""
+    """`random:smolvlm-256m[@SIDE]` or `random:<recommended model id>`: built on first use, cached beside
+    the tiny models."""
+    from .presets import PRESETS
     name, _, side = shape.partition("@")
-    if name not in RANDOM_SHAPES:
-        raise ValueError(f"unknown random shape {name!r}; known: {', '.join(RANDOM_SHAPES)}")
     root = Path(cache_root or os.environ.get("RBFT_TINY_DIR") or Path.home() / ".cache" / "rbft" / "tiny")
+    if name in PRESETS:   # random:<recommended model id>: its real dimensions, random weights
+        out = root / ("random-" + name.replace("/", "--"))
+        if not (out / "rbft_tiny.json").exists():
+            tmp = root / f".{out.name}.building"
+            build_random_preset(name, tmp, device="cuda" if torch.cuda.is_available() else "cpu")
+            tmp.rename(out) if not out.exists() else None
+        return out
+    if name not in RANDOM_SHAPES:
+        raise ValueError(f"unknown random shape {name!r}; known: {', '.join(RANDOM_SHAPES)} "
+                         f"or a recommended model id ({', '.join(PRESETS)})")
     out = root / f"{name}-{side or 384}px"
     if not (out / "rbft_tiny.json").exists():
         tmp = root / f".{out.name}.building"
         build_random_smolvlm_256m(tmp, image_side=int(side or 384))
         tmp.rename(out) if not out.exists() else None
     return out
+
+
+def build_random_preset(model: str, out_dir: str | Path, seed: int = 0, device: str = "cpu") -> Path:
+    """A recommended model's exact dimensions (its preset) with random weights, around its family's
+    tiny tokenizer and processor: what the real model costs in time and memory, built offline.
+    On a GPU pass device='cuda': initialising billions of weights on a CPU takes long."""
+    import transformers as tf
+
+    from .presets import preset
+    p = preset(model)
+    if p is None:
+        raise ValueError(f"no preset for {model!r}: random models exist for the recommended models")
+    out_dir = Path(out_dir)
+    tiny = tiny_model_dir(p.family)
+    config = tf.AutoConfig.from_pretrained(tiny).to_dict()
+    config["text_config"].update(p.text)
+    config["text_config"].pop("layer_types", None)   # derived again from the real layer count
+    config["vision_config"].update(p.vision)
+    rope = config["text_config"].get("rope_parameters") or {}
+    if "mrope_section" in rope:  # M-RoPE sections must sum to head_dim / 2 (the real models' split)
+        head_dim = p.text.get("head_dim") or p.text["hidden_size"] // p.text["num_attention_heads"]
+        rope["mrope_section"] = {128: [16, 24, 24] if p.family != "qwen3_vl" else [24, 20, 20]}[head_dim]
+    config = tf.AutoConfig.for_model(**config)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        net = tf.AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
+    net.save_pretrained(out_dir)
+    processor = tf.AutoProcessor.from_pretrained(tiny)
+    processor.save_pretrained(out_dir)
+    (out_dir / "rbft_tiny.json").write_text(json.dumps({"family": p.family, "shape": model, "seed": seed}))
+    return out_dir

@@ -115,6 +115,22 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
 
         # Train: a short experiment; the live confusion matrix appears at the first evaluation
         tab("Train")
+        # the budget preview follows the settings: a bigger batch is a bigger estimate, before any run
+        preview = page.locator("#budget-preview")
+        batch = page.get_by_label("Batch size")
+        batch.fill("2")
+        batch.press("Enter")
+        preview.get_by_text("2 per forward").first.wait_for()
+        preview.get_by_text("the same from a terminal").wait_for()
+        before = preview.inner_text()
+        batch.fill("6")
+        batch.press("Enter")
+        preview.get_by_text("6 per forward").first.wait_for()
+        assert "peak memory" in preview.inner_text() and preview.inner_text() != before
+        shot("4-train-budget")
+        batch.fill("2")
+        batch.press("Enter")
+        preview.get_by_text("2 per forward").first.wait_for()
         page.get_by_role("button", name="Run experiment").click()
         page.locator("#live-confusion table.rbft-confusion").wait_for(timeout=240_000)
         shot("4-train-running")

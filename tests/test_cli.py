@@ -35,6 +35,34 @@ def test_sample_then_experiment_prints_the_table(tmp_path, tiny):
     assert "F1 fall" in out.stdout and "F1 left" in out.stdout and "F1 right" in out.stdout
 
 
+def test_dry_run_prints_the_budget_and_refuses_what_will_not_fit(tmp_path, tiny):
+    """train, experiment and benchmark --dry-run: tokens, memory, batch, steps and the command, then exit
+    (0 fits, 2 will not); nothing trains and nothing is written beside the data."""
+    project = str(tmp_path / "sample")
+    assert main(["sample", "--project", project, "--quiet"]) == 0
+    base = [sys.executable, "-m", "rbft"]
+    runs = {
+        "experiment": ["experiment", "--project", project, "--model", "tiny:qwen2_5_vl", "--seeds", "0", "1"],
+        "train": ["train", "--project", project, "--model", "tiny:qwen2_5_vl", "--arm", "rbft"],
+        "benchmark": ["benchmark", "--data", str(ROOT / "assets" / "sample" / "videos"), "--model", "tiny:smolvlm",
+                      "--out", str(tmp_path / "bench")],
+    }
+    for verb, args in runs.items():
+        out = subprocess.run(base + args + ["--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "visual tokens" in out.stdout and "peak memory" in out.stdout and "per forward" in out.stdout
+        assert f"python -m rbft {verb}" in out.stdout
+    assert "stage1: 2 run(s)" in subprocess.run(base + runs["experiment"] + ["--dry-run"], cwd=ROOT,
+                                                 capture_output=True, text=True).stdout
+    assert not (tmp_path / "bench").exists()
+    from rbft.project import open_project
+    assert open_project(project).runs() == []
+    huge = subprocess.run(base + ["experiment", "--project", project, "--model", "Qwen/Qwen2.5-VL-7B-Instruct",
+                                  "--quantization", "none", "--stage2-batch-size", "64", "--device", "cpu",
+                                  "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert huge.returncode == 2 and "will not fit" in huge.stdout and "Try a smaller batch" in huge.stdout
+
+
 def test_bad_input_is_an_error_line_not_a_traceback(tmp_path, capsys):
     assert main(["ingest", "--project", str(tmp_path / "p"), str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -184,6 +184,7 @@ def test_experiment_job_live_view_and_results(studio, clips):
     assert names == ["adapter.zip", "predictions.csv", "rationales.jsonl", "report.html", "report.md"]
     report = next(Path(f) for f in files if f.endswith("report.md")).read_text()
     assert "| rbft |" in report and "confusion matrix" in report
+    assert "Batches as trained" in report and "| rbft s0 | stage2 | 2 | 2 x 1 | yes |" in report
     scores, rationale, message = client.predict(
         handle_file(str(next((clips / "left").iterdir()))), rbft_run, True, 8, api_name="/predict")
     assert {c["label"] for c in scores["confidences"]} == {"left", "right"}
@@ -227,3 +228,17 @@ def test_open_or_create_another_project(studio):
     summary = other.predict(api_name="/reload")[4]
     assert "has no videos yet" in summary
     assert "11 videos in 2 classes" in client.predict(api_name="/reload")[4]
+
+
+def test_budget_preview_follows_the_settings(studio):
+    """The Train tab's budget: tokens, memory, the batch and the command line, redrawn per setting,
+    before anything loads; what will not fit says what to change."""
+    client, path, _ = studio
+    small = client.predict(*train_args(batch=2), api_name="/budget_preview")
+    big = client.predict(*train_args(batch=6), api_name="/budget_preview")
+    assert "visual tokens" in small and "2 per forward" in small and "6 per forward" in big
+    assert f"python -m rbft experiment --project {path}" in small and "--stage2-batch-size 6" in big
+    peak = lambda text: float(text.split("peak memory: about ")[1].split(" GB")[0])  # noqa: E731
+    assert peak(big) >= peak(small)
+    huge = client.predict(*train_args(model="Qwen/Qwen2.5-VL-7B-Instruct", batch=64), api_name="/budget_preview")
+    assert "will not fit" in huge and "Try a smaller batch" in huge

@@ -9,7 +9,8 @@ import pandas as pd
 
 from rbft import config as C
 from rbft import jobs, project
-from rbft.experiment import ARMS, check_memory, experiment_name
+from rbft.budget import check as budget_check, plan as budget_plan
+from rbft.experiment import ARMS, experiment_name
 from rbft.quality import FILTERS
 from rbft.store import Store
 
@@ -76,6 +77,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
             joint = gr.Slider(0.05, 0.95, step=0.05, label="rbft_joint: weight of the rationale objective",
                               info="its share of the mixed stage; the label objective has the rest")
             gen_tokens = gr.Number(precision=0, label="Longest rationale (tokens)")
+    budget = gr.Markdown(elem_id="budget-preview")
     with gr.Row():
         run_btn = gr.Button("Run experiment", variant="primary", elem_id="run-experiment")
         stop_btn = gr.Button("Stop", variant="stop")
@@ -123,11 +125,22 @@ def build(ctx: Context, project_state: gr.State, header: list):
         store = open_store(project_path)
         cfg = apply(header_settings(store, model, n_frames, side), *values)
         project.save_settings(store, cfg)
-        need = check_memory(cfg, training=True)  # a preset model that will not fit is refused here
+        need = budget_check(store, cfg)  # what will not fit is refused here, before anything loads
         name = experiment_name(cfg)
         job_id = start_job(ctx, store, "experiment", {"config": C.to_dict(cfg), "name": name})
-        memory = f" Estimated peak memory: {need:.1f} GB." if need else ""
-        return f"Started {job_id}: experiment `{name}` ({', '.join(cfg.arms)} × seeds {cfg.seeds}).{memory}"
+        return (f"Started {job_id}: experiment `{name}` ({', '.join(cfg.arms)} × seeds {cfg.seeds}). "
+                f"Estimated peak memory: {need.estimate.gb:.1f} GB.")
+
+    def preview(project_path, model, n_frames, side, *values):
+        """The budget of these settings, redrawn as they change; a problem is said in its place."""
+        try:
+            store = open_store(project_path)
+            return "#### Budget\n" + budget_plan(store, apply(header_settings(store, model, n_frames, side),
+                                                                *values)).text()
+        except gr.Error as e:
+            return f"#### Budget\n{e.message}"
+        except Exception as e:  # noqa: BLE001 - a preview never breaks the page
+            return f"#### Budget\nNo estimate for these settings: {e}"
 
     @friendly
     def stop(project_path):
@@ -160,6 +173,10 @@ def build(ctx: Context, project_state: gr.State, header: list):
         return loss, matrix, table, newest
 
     run_btn.click(run, [project_state, *header, *setting_inputs], train_msg, api_name="run_experiment")
+    for source in [*header, *setting_inputs]:
+        source.change(preview, [project_state, *header, *setting_inputs], budget, show_progress="hidden")
+    gr.Button("Preview the budget", visible=False).click(preview, [project_state, *header, *setting_inputs],
+                                                         budget, api_name="budget_preview")
     stop_btn.click(stop, [project_state], train_msg, api_name="stop_job")
     resume_btn.click(resume, [project_state], train_msg, api_name="resume_job")
 
