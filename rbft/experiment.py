@@ -91,7 +91,7 @@ def stage1_examples(store: Store, lm, cfg: ExperimentConfig, emit: EventSink) ->
 def _processes():
     """accelerate's view of the processes: one (a no-op) or those of `torchrun` / `accelerate launch`."""
     from accelerate import PartialState
-    return PartialState()
+    return PartialState(cpu=not torch.cuda.is_available())  # gloo between CPU processes
 
 
 def _peak_rss_mb() -> float:

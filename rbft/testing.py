@@ -149,10 +149,21 @@ def tiny_model_dir(family: str, cache_root: str | Path | None = None) -> Path:
     root = Path(cache_root or os.environ.get("RBFT_TINY_DIR") or Path.home() / ".cache" / "rbft" / "tiny")
     out = root / family
     if not (out / "rbft_tiny.json").exists():
-        tmp = root / f".{family}.building"
-        build_tiny(family, tmp)
-        tmp.rename(out) if not out.exists() else None
+        _build_once(out, lambda tmp: build_tiny(family, tmp))
     return out
+
+
+def _build_once(out: Path, build) -> None:
+    """Build into a folder of this process's own, then rename it into place: processes that build
+    the same model at once (the ranks of a torchrun) do not write into each other's files."""
+    import shutil
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build(tmp)
+    try:
+        tmp.rename(out)
+    except OSError:   # another process finished first: its copy is the same model
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_random_smolvlm_256m(out_dir: str | Path, image_side: int = 384, seed: int = 0) -> Path:
@@ -196,18 +207,15 @@ def random_model_dir(shape: str, cache_root: str | Path | None = None) -> Path:
     if name in PRESETS:   # random:<recommended model id>: its real dimensions, random weights
         out = root / ("random-" + name.replace("/", "--"))
         if not (out / "rbft_tiny.json").exists():
-            tmp = root / f".{out.name}.building"
-            build_random_preset(name, tmp, device="cuda" if torch.cuda.is_available() else "cpu")
-            tmp.rename(out) if not out.exists() else None
+            _build_once(out, lambda tmp: build_random_preset(name, tmp, device="cuda" if torch.cuda.is_available()
+                                                             else "cpu"))
         return out
     if name not in RANDOM_SHAPES:
         raise ValueError(f"unknown random shape {name!r}; known: {', '.join(RANDOM_SHAPES)} "
                          f"or a recommended model id ({', '.join(PRESETS)})")
     out = root / f"{name}-{side or 384}px"
     if not (out / "rbft_tiny.json").exists():
-        tmp = root / f".{out.name}.building"
-        build_random_smolvlm_256m(tmp, image_side=int(side or 384))
-        tmp.rename(out) if not out.exists() else None
+        _build_once(out, lambda tmp: build_random_smolvlm_256m(tmp, image_side=int(side or 384)))
     return out
 
 

@@ -152,9 +152,23 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
     return demo
 
 
+def _warm_plots() -> None:
+    """Draw one figure while the page loads: the first loss curve or histogram then costs a redraw,
+    not matplotlib's import and font setup (seconds on a small machine)."""
+    import io
+
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([0, 1], [1, 0], label="warm")
+    fig.legend()
+    fig.savefig(io.BytesIO(), format="png")
+
+
 def launch(demo: gr.Blocks, root: Path, host: Optional[str] = None, port: Optional[int] = None,
            **kwargs):
     """Serve the app; media is served only from the projects folder."""
+    import threading
+    threading.Thread(target=_warm_plots, daemon=True).start()
     return demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, allowed_paths=[str(root)], css_paths=[CSS],
         theme=gr.themes.Soft(), footer_links=["api", "gradio"], **kwargs)

@@ -50,6 +50,11 @@ def studio(tmp_path_factory, tiny_root):
     client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
     yield client, path, root
     demo.close()
+    job = jobs.active(store)   # a test that failed mid-job leaves no training process behind
+    if job and job["pid"]:
+        import os
+        import signal
+        os.kill(job["pid"], signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
