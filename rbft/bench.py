@@ -5,7 +5,7 @@ Sections (the CPU ones the median of several runs), settings printed with the ta
   generate  rationales batched (B videos per call) vs one video at a time
   train     LoRA training samples per second and peak RSS: bf16 and nf4, two frame settings
   score     label scoring of C classes in one batched forward vs C separate forwards
-  memory    training peak RSS at batch 1 and 4, transformers' default path vs the lean one
+  train-memory  training peak RSS at batch 1 and 4, transformers' default path vs the lean one (on request)
   gpu       where CUDA is: training samples/s and peak GPU memory at fixed batches and auto, both
             paths; generation videos/min at batch 1, 8 and auto
 
@@ -30,7 +30,8 @@ import numpy as np
 from .config import FrameConfig, GenerationConfig, ModelConfig, TrainConfig
 from .events import Event, EventSink, ignore
 
-SECTIONS = ("frames", "generate", "train", "score", "memory", "gpu")
+SECTIONS = ("frames", "generate", "train", "score", "train-memory", "gpu")
+DEFAULT_SECTIONS = ("frames", "generate", "train", "score", "gpu")   # train-memory spawns 4 processes: on request
 
 
 @dataclass
@@ -45,7 +46,8 @@ class BenchConfig:
     train_frames: list = field(default_factory=lambda: [4, 8], metadata={"help": "frame counts for training"})
     classes: int = field(default=3, metadata={"help": "class options scored per video"})
     long_video_frames: int = field(default=3000, metadata={"help": "length of the long video (frames at 25 fps)"})
-    sections: list = field(default_factory=lambda: list(SECTIONS), metadata={"help": "what to measure (gpu: only where CUDA is)"})
+    sections: list = field(default_factory=lambda: list(DEFAULT_SECTIONS),
+                           metadata={"help": f"what to measure, of {', '.join(SECTIONS)} (gpu: only where CUDA is)"})
     gpu_models: list = field(default_factory=lambda: ["random:smolvlm-256m"],
                              metadata={"help": "models the gpu section trains and generates with "
                                                "(random:<recommended model id> gives its real dimensions)"})
@@ -211,9 +213,9 @@ def bench_memory(cfg: BenchConfig, emit: EventSink) -> list[dict]:
                                                                  lean))["peak_rss_mb"] / 1024
         per_sample = (peaks[lean, 4] - peaks[lean, 1]) / 3
         label = "lean" if lean else "default path"
-        rows.append(row("memory", f"training peak RSS, {label}, batch 1 / 4", peaks[lean, 4], "GB",
-                        note=f"batch 1 {peaks[lean, 1]:.2f} GB"))
-        rows.append(row("memory", f"training memory per added sample, {label}", per_sample, "GB"))
+        rows.append(row("train-memory", f"training peak RSS, {label}, batch 4", peaks[lean, 4], "GB",
+                        note=f"batch 1: {peaks[lean, 1]:.2f} GB"))
+        rows.append(row("train-memory", f"training memory per added sample, {label}", per_sample, "GB"))
     return rows
 
 
@@ -349,7 +351,7 @@ def run_bench(cfg: BenchConfig, on_event: EventSink = ignore) -> dict:
             del lm
         if "train" in cfg.sections:
             rows += bench_train(cfg, on_event)
-        if "memory" in cfg.sections:
+        if "train-memory" in cfg.sections:
             rows += bench_memory(cfg, on_event)
         if "gpu" in cfg.sections and _gpu_name():
             for model in cfg.gpu_models:
