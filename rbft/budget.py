@@ -14,10 +14,33 @@ from typing import Optional
 
 from . import memory, models, project
 from .config import ExperimentConfig, to_dict
-from .presets import WontFit, available_gb, preset
+from . import presets
+from .presets import WontFit, preset
 from .store import Store
 
 MARGIN = 0.9   # of the free memory a run may plan to use
+# Where no step was measured on this machine, GPU time is estimated from the H200 measurements in
+# bench/gpu-h200/ (Qwen2.5-VL-7B nf4, 637 tokens: 0.79 / 1.00 / 1.16 s per step at 1 / 8 / 64 per
+# forward; 32 new tokens per video in 2.5 s at batch 1, 8 videos in 4.0 s): a floor that grows with
+# the parameters (small batches wait on the layers, not on arithmetic), else the arithmetic.
+GPU_STEP_S_PER_BILLION = 0.11
+GPU_PARAM_TOKENS_PER_S = 3.5e14
+GPU_DECODE_S_PER_TOKEN = 0.08
+GPU_DECODE_BATCH_COST = 0.08   # each further video in a generation call adds this share of its time
+
+
+def estimated_step_seconds(dims: memory.Dims, tokens: int, micro: int, accum: int = 1) -> float:
+    """Seconds per optimizer step on an H200-class GPU (accumulation repeats the micro step)."""
+    params = dims.lm_linear_params + dims.other_params
+    micro_s = max(GPU_STEP_S_PER_BILLION * params / 1e9, params * tokens * micro / GPU_PARAM_TOKENS_PER_S)
+    return micro_s * accum
+
+
+def estimated_generation_seconds(videos: int, new_tokens: int, batch: int) -> float:
+    """Seconds to write `new_tokens` for each of `videos` on an H200-class GPU, `batch` per call."""
+    calls = -(-videos // max(batch, 1))
+    per_call = new_tokens * GPU_DECODE_S_PER_TOKEN * (1 + GPU_DECODE_BATCH_COST * (min(batch, videos) - 1))
+    return calls * per_call
 
 
 @dataclass
@@ -88,7 +111,7 @@ class Budget:
                + ("" if self.fits else " — **will not fit**")]
         for st in self.stages:
             when = (f"{st.seconds / 60:.1f} min ({st.seconds_per_step:.2f} s/step "
-                    f"{'measured here' if st.measured else 'estimated'})" if st.seconds else
+                    f"{'measured here' if st.measured else 'estimated from H200 measurements'})" if st.seconds else
                     "time unknown: no step measured on this machine yet")
             out.append(f"- {st.name}: {st.runs} run(s) x {st.steps} steps, batch {st.batch} = "
                        f"{st.micro_batch} per forward x {st.batch // st.micro_batch} accumulated; {when}")
@@ -120,7 +143,7 @@ def _processor(model: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _dims(model: str) -> memory.Dims:
+def model_dims(model: str) -> memory.Dims:
     """Counted once per model (a multi-billion-parameter model takes a second or two on the meta device)."""
     return memory.dims(model, config=_processor(model)[0].config)
 
@@ -175,8 +198,10 @@ def command_line(store: Store, cfg: ExperimentConfig, verb: str = "experiment") 
 
 
 def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Optional[tuple[int, int]] = None,
-         arms: Optional[list[str]] = None, seeds: Optional[list[int]] = None) -> Budget:
-    """The budget of an experiment (or one `train` arm) with these settings on this project, here."""
+         arms: Optional[list[str]] = None, seeds: Optional[list[int]] = None, device: Optional[str] = None,
+         free_gb: Optional[float] = None) -> Budget:
+    """The budget of an experiment (or one `train` arm) with these settings on this project, here (or on
+    `device` with `free_gb`, for a GPU this process cannot see: a ZeroGPU Space between calls)."""
     from .train import checkpointing
     lm, tokens_from = _processor(cfg.model.model)
     w, h = clip or clip_size(store)
@@ -184,13 +209,16 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Op
     label_seq = memory.sequence(lm, cfg.frames, w, h, project.render(store, "classify"), max(classes, key=len))
     rationale = " ".join(["word"] * cfg.generation.max_new_tokens) + f"\nClassification: {max(classes, key=len)}"
     rationale_seq = memory.sequence(lm, cfg.frames, w, h, project.render(store, "describe"), rationale)
-    dims = _dims(cfg.model.model)
-    device = models.pick_device(cfg.model.device)
+    dims = model_dims(cfg.model.model)
+    device = device or models.pick_device(cfg.model.device)
     quantized = models.use_4bit(cfg.model, device)
-    free = available_gb(device)
-    if device == "cuda":
-        import torch
-        free += torch.cuda.memory_allocated() / 1e9  # this process's own tensors are not the run's
+    if free_gb is not None:
+        free = free_gb
+    else:
+        free = presets.available_gb(device)
+        if device == "cuda":
+            import torch
+            free += torch.cuda.memory_allocated() / 1e9  # this process's own tensors are not the run's
     arms, seeds = arms or cfg.arms, seeds or cfg.seeds
     trained = [a for a in arms if a != "zero_shot"]
     stage_names = {"sft": ["sft"], "sft_total": ["sft_total"], "rbft": ["stage1", "stage2"], "rbft_joint": ["joint"]}
@@ -213,8 +241,11 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Op
         if worst is None or est.gb > worst[0].gb:
             worst = (est, ckpt, seq)
         measured = measured_step(store, cfg.model.model, device, micro)
+        per_step = measured
+        if per_step is None and device == "cuda":
+            per_step = estimated_step_seconds(dims, seq.tokens, micro, max(effective // micro, 1))
         runs = len(seeds) * sum(name in stage_names[a] for a in trained)
-        stages.append(StagePlan(name, runs, steps, effective, micro, measured, measured is not None))
+        stages.append(StagePlan(name, runs, steps, effective, micro, per_step, measured is not None))
     if worst is None:   # zero-shot only: inference at the generation batch
         worst = (memory.estimate(dims, label_seq, 1, quantized, lean=True, checkpointing=False), False, label_seq)
     return Budget(cfg.model.model, device, quantized, (w, h), label_seq, rationale_seq, worst[0], free, worst[1],

@@ -68,7 +68,7 @@ def _sink(args):
 
 def cmd_ingest(args):
     from .data import ingest
-    report = ingest(_store(args), args.source, seed=args.seed, on_event=_sink(args))
+    report = ingest(_store(args), args.source, seed=args.seed, on_event=_sink(args), pool=args.pool)
     print(report.summary())
 
 
@@ -146,7 +146,7 @@ def cmd_train(args):
     from .experiment import experiment_name, run_arm
     cfg = build_config(args)
     store = _store(args)
-    name = args.name or experiment_name(cfg)
+    name = args.name or experiment_name(cfg, store)
     if args.dry_run:
         _dry_run(store, cfg, "train", arms=[args.arm], seeds=[args.seed])
     from .budget import check
@@ -272,6 +272,63 @@ def cmd_sample(args):
     print(f"sample project ready in {args.project}")
 
 
+def cmd_pool(args):
+    from . import pool
+    store = _store(args)
+    run = args.run or (f"{pool.BASE}{args.model}" if args.model else None)
+    if args.action == "label":
+        if not run:
+            raise SystemExit("error: name the run that labels (--run RUN_ID, see `runs`) or --model for the base model")
+        result = pool.label_pool(store, run, rationale=args.rationale, on_event=_sink(args))
+        speed = f", {result['videos_per_min']:.1f} videos/min" if result["videos_per_min"] else ""
+        print(f"labelled {result['pool']} pool videos and {result['val']} validation videos (for the threshold) "
+              f"with {run} ({result['skipped']} done before){speed}")
+    elif args.action == "queue":
+        rows = pool.queue(store, _need_run(run, store), pred=args.pred, min_confidence=args.min_confidence,
+                          max_confidence=args.max_confidence)
+        print(f"{len(rows)} pool videos left, most uncertain first:")
+        for r in rows[:args.limit]:
+            print(f"  {r['video_id']}  {r['pred']:<16} confidence {r['confidence']:.3f}  margin {r['margin']:.3f}  "
+                  f"{Path(r['path']).name}")
+    elif args.action == "accept":
+        if not args.video or not args.label:
+            raise SystemExit("error: pool accept needs --video VIDEO_ID --label CLASS")
+        pool.accept(store, args.video, args.label, run)
+        print(f"{args.video}: labelled {args.label!r} by a person; it is a training video now")
+    elif args.action == "auto":
+        run = _need_run(run, store)
+        t = pool.auto_accept(store, run, args.precision) if args.accept else pool.find_threshold(store, run, args.precision)
+        print(t.text())
+        if args.accept and t.threshold is not None:
+            print(f"accepted {t.pool_passing} pool videos as labelled by the model")
+        elif t.threshold is not None:
+            print("add --accept to accept them")
+    elif args.action == "export":
+        if not args.out:
+            raise SystemExit("error: pool export needs --out DIR")
+        for kind, path in pool.export(store, args.out, run).items():
+            print(f"{kind}: {path}")
+    else:  # status
+        print(f"{len(store.videos(split='pool'))} videos in the pool; training labels: "
+              + ", ".join(f"{n} {k}" for k, n in store.label_sources('train').items()))
+        for r in store.pool_runs():
+            print(f"  labelled by {r}: {len(store.pool_predictions(r))} pool videos still unlabelled")
+
+
+def _need_run(run, store):
+    if run:
+        return run
+    runs = store.pool_runs()
+    if not runs:
+        raise SystemExit("error: no run has labelled the pool yet: `pool label --run RUN_ID` first")
+    return runs[0]
+
+
+def cmd_launcher(args):
+    from .launcher import serve
+    serve()
+
+
 def cmd_job(args):
     from . import jobs
     store = _store(args)
@@ -371,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "CSV/JSONL manifest (path,label[,split]); broken files are listed with the reason")
     c.add_argument("source", help="folder or manifest file")
     c.add_argument("--seed", type=int, default=0, help="seed of the stratified train/val/test split")
+    c.add_argument("--pool", action="store_true", help="videos without a label (at the folder's top level, or "
+                   "an empty label in the manifest) join the pool, unlabelled, instead of being refused")
 
     c = command("configure", cmd_configure, "set the domain and class descriptions the prompts show")
     c.add_argument("--domain", help='e.g. "smart-home security camera footage"')
@@ -473,6 +532,25 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("job", cmd_job, "run a recorded background job (what the studio starts), "
                 "or list the project's jobs")
     c.add_argument("job_id", nargs="?", help="the job to run here (default: list the jobs)")
+
+    c = command("pool", cmd_pool, "the unlabelled videos: label them with a run, review the uncertain ones, "
+                "accept automatically above a precision target, export the labels")
+    c.add_argument("action", nargs="?", default="status", choices=["status", "label", "queue", "accept", "auto", "export"])
+    c.add_argument("--run", help="the run that labels (a finished run's id; default: the last that labelled)")
+    c.add_argument("--model", help="label with this base model instead of a run (zero-shot)")
+    c.add_argument("--rationale", action="store_true", help="label: also write the model's rationale per video")
+    c.add_argument("--pred", help="queue: only videos predicted as this class")
+    c.add_argument("--min-confidence", type=float, default=0.0)
+    c.add_argument("--max-confidence", type=float, default=1.0)
+    c.add_argument("--limit", type=int, default=20, help="queue: how many to list")
+    c.add_argument("--video", help="accept: the pool video")
+    c.add_argument("--label", help="accept: its class")
+    c.add_argument("--precision", type=float, default=0.95, help="auto: the precision target")
+    c.add_argument("--accept", action="store_true", help="auto: accept the videos that pass (default: only say)")
+    c.add_argument("--out", help="export: the folder")
+
+    command("launcher", cmd_launcher, "start job processes from one warm process (what the studio runs; "
+            "reads one JSON line per job on stdin)", project=False)
 
     command("sample", cmd_sample, "create a project from the bundled sample (the toy-world one where the "
             "toy-world VLM is the default model, else 3 synthetic motion classes)")

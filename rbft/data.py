@@ -41,9 +41,11 @@ class IngestReport:
     already_present: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pooled: list[str] = field(default_factory=list)   # added without a label, to the pool
 
     def summary(self) -> str:
-        lines = [f"added {len(self.added)} videos, {len(self.already_present)} already in the project, "
+        pool = f" ({len(self.pooled)} unlabelled, into the pool)" if self.pooled else ""
+        lines = [f"added {len(self.added)} videos{pool}, {len(self.already_present)} already in the project, "
                  f"{len(self.errors)} could not be used"]
         lines += [f"  error: {path}: {reason}" for path, reason in self.errors.items()]
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -114,8 +116,10 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
-def collect(source: str | Path, project_root: Path) -> tuple[list[dict], dict[str, str]]:
-    """Candidate rows {file, label, split} from a folder or manifest, and errors found on the way."""
+def collect(source: str | Path, project_root: Path, pool: bool = False) -> tuple[list[dict], dict[str, str]]:
+    """Candidate rows {file, label, split} from a folder or manifest, and errors found on the way.
+    With pool=True a video without a label (at the folder's top level, or an empty label in the
+    manifest) is a pool row (label None) instead of an error."""
     source = Path(source).resolve()
     errors: dict[str, str] = {}
     if source.is_dir():
@@ -124,12 +128,14 @@ def collect(source: str | Path, project_root: Path) -> tuple[list[dict], dict[st
             if not file.is_file() or file.name.startswith("."):
                 continue
             rel = file.relative_to(source)
-            if len(rel.parts) < 2:
-                if file.suffix.lower() in VIDEO_EXTENSIONS:
-                    errors[str(file)] = ("no label: put each video in a subfolder named after its "
-                                         "class, or use a manifest")
-                continue
             if file.suffix.lower() not in VIDEO_EXTENSIONS:
+                continue
+            if len(rel.parts) < 2:
+                if pool:
+                    rows.append({"file": file, "label": None, "split": "pool"})
+                else:
+                    errors[str(file)] = ("no label: put each video in a subfolder named after its "
+                                         "class, use a manifest, or import it into the pool (unlabelled)")
                 continue
             rows.append({"file": file, "label": rel.parts[0], "split": None})
         return rows, errors
@@ -152,7 +158,10 @@ def collect(source: str | Path, project_root: Path) -> tuple[list[dict], dict[st
             continue
         label = str(row.get("label") or "").strip()
         if not label:
-            errors[str(file)] = "no label in the manifest row"
+            if pool:
+                rows.append({"file": file, "label": None, "split": "pool"})
+            else:
+                errors[str(file)] = "no label in the manifest row (import it into the pool to leave it unlabelled)"
             continue
         split = str(row.get("split") or "").strip().lower() or None
         if split and split not in SPLITS:
@@ -198,10 +207,12 @@ def stratified_split(ids_by_label: dict[str, list[str]], seed: int, val: float =
     return out
 
 
-def ingest(store: Store, source: str | Path, seed: int = 0, on_event: EventSink = ignore) -> IngestReport:
-    """Add the videos of a folder or manifest to the project; never changes what is already there."""
+def ingest(store: Store, source: str | Path, seed: int = 0, on_event: EventSink = ignore,
+           pool: bool = False) -> IngestReport:
+    """Add the videos of a folder or manifest to the project; never changes what is already there.
+    With pool=True, videos without a label join the pool (unlabelled, split "pool")."""
     report = IngestReport()
-    rows, report.errors = collect(source, store.root)
+    rows, report.errors = collect(source, store.root, pool=pool)
     known = store.labels()
     progress = Progress(on_event, "ingest", len(rows))
     new_rows, seen_sha = [], {}
@@ -224,8 +235,8 @@ def ingest(store: Store, source: str | Path, seed: int = 0, on_event: EventSink 
                 report.warnings.append(f"{key} has the same content as {first}; kept once")
             progress.advance()
             continue
-        label = _canonical_label(row["label"], known, report.warnings)
-        if label not in known:
+        label = _canonical_label(row["label"], known, report.warnings) if row["label"] else None
+        if label and label not in known:
             known.append(label)
         seen_sha[sha] = key
         new_rows.append({"id": sha[:16], "path": store.relative(file), "label": label,
@@ -243,6 +254,7 @@ def ingest(store: Store, source: str | Path, seed: int = 0, on_event: EventSink 
     for path, reason in report.errors.items():
         store.record_import_error(path, reason)
     report.added = [r["path"] for r in new_rows]
+    report.pooled = [r["path"] for r in new_rows if r["split"] == "pool"]
     return report
 
 
@@ -254,7 +266,7 @@ def safe_filename(name: str) -> str:
 
 
 def import_files(store: Store, files: list[str | Path], label: Optional[str] = None, seed: int = 0,
-                 on_event: EventSink = ignore) -> IngestReport:
+                 on_event: EventSink = ignore, pool: bool = False) -> IngestReport:
     """Uploaded files into the project, then ingested like a manifest.
 
     Each file is copied to `videos/uploads/<batch>/` under a safe name (a name cannot
@@ -269,9 +281,9 @@ def import_files(store: Store, files: list[str | Path], label: Optional[str] = N
     if not videos:
         raise ValueError("no videos among the uploaded files")
     label = (label or "").strip()
-    if not manifests and not label:
-        raise ValueError("say which class the uploaded videos are, or upload a manifest "
-                         "(path,label[,split]) with them")
+    if not manifests and not label and not pool:
+        raise ValueError("say which class the uploaded videos are, upload a manifest "
+                         "(path,label[,split]) with them, or add them to the pool (unlabelled)")
     batch = store.root / "videos" / "uploads" / time.strftime("%Y%m%d-%H%M%S")
     while batch.exists():
         batch = batch.with_name(batch.name + "_")
@@ -306,7 +318,7 @@ def import_files(store: Store, files: list[str | Path], label: Optional[str] = N
         writer = csv.DictWriter(out, fieldnames=["path", "label", "split"])
         writer.writeheader()
         writer.writerows(rows)
-    report = ingest(store, manifest, seed=seed, on_event=on_event)
+    report = ingest(store, manifest, seed=seed, on_event=on_event, pool=pool)
     report.errors.update(report_errors)
     for path, reason in report_errors.items():
         store.record_import_error(path, reason)
@@ -324,24 +336,25 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 def import_folder(store: Store, source: str | Path, seed: int = 0, on_event: EventSink = ignore,
-                  name: Optional[str] = None) -> IngestReport:
+                  name: Optional[str] = None, pool: bool = False) -> IngestReport:
     """A class-per-subfolder folder brought into the project (hard links where possible, else copies)
     under `videos/imported/<folder>/`, then ingested: the project holds everything it uses, and the
     studio can play every clip. A manifest is ingested where its files are."""
     source = Path(source).expanduser().resolve()
     if not source.is_dir():
-        return ingest(store, source, seed=seed, on_event=on_event)
+        return ingest(store, source, seed=seed, on_event=on_event, pool=pool)
     dest = store.root / "videos" / "imported" / safe_filename(name or source.name)
     if store.root == source or store.root in source.parents:
-        return ingest(store, source, seed=seed, on_event=on_event)  # already inside the project
-    rows, errors = collect(source, store.root)
+        return ingest(store, source, seed=seed, on_event=on_event, pool=pool)  # already inside the project
+    rows, errors = collect(source, store.root, pool=pool)
     for row in rows:
-        target = dest / safe_filename(row["label"]) / safe_filename(row["file"].name)
+        folder = dest / safe_filename(row["label"]) if row["label"] else dest
+        target = folder / safe_filename(row["file"].name)
         try:
             _link_or_copy(row["file"], target)
         except OSError as e:
             errors[str(row["file"])] = f"cannot copy it into the project: {e.strerror}"
-    report = ingest(store, dest, seed=seed, on_event=on_event) if dest.exists() else IngestReport()
+    report = ingest(store, dest, seed=seed, on_event=on_event, pool=pool) if dest.exists() else IngestReport()
     report.errors.update(errors)
     for path, reason in errors.items():
         store.record_import_error(path, reason)

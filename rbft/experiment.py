@@ -34,9 +34,16 @@ from .train import Example, stage_stats, train_stage
 ARMS = ("zero_shot", "sft", "sft_total", "rbft", "rbft_joint")
 
 
-def experiment_name(cfg: ExperimentConfig) -> str:
-    """Same settings, same name: that is what makes a re-run resume."""
-    blob = json.dumps({k: v for k, v in to_dict(cfg).items() if k != "seeds"}, sort_keys=True)
+def experiment_name(cfg: ExperimentConfig, store: Optional[Store] = None) -> str:
+    """Same settings, same name: that is what makes a re-run resume. Once pool videos have been
+    labelled into the training split, the training set is part of the name too, so an experiment
+    on the grown set is a new one (and the old one stays to compare with)."""
+    settings = {k: v for k, v in to_dict(cfg).items() if k != "seeds"}
+    if store is not None:
+        sources = store.label_sources("train")
+        if sources["person"] or sources["model"]:
+            settings["train"] = sorted((v["id"], v["label"]) for v in store.videos(split="train"))
+    blob = json.dumps(settings, sort_keys=True)
     return "exp-" + hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
@@ -154,7 +161,8 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
             gc.collect()
             return None
         metrics, rows = evaluate(store, lm, "test", cfg.frames, on_event=emit, stage=f"{arm}/test")
-        metrics.update(seconds=time.time() - start, peak_rss_mb=_peak_rss_mb(), steps=steps,
+        metrics.update(train_labels=store.label_sources("train"),
+                       seconds=time.time() - start, peak_rss_mb=_peak_rss_mb(), steps=steps,
                        total_steps=sum(steps.values()), **models.model_info(lm),
                        stages={p.name: stage_stats(p) for p in sorted(out_dir.glob("*")) if stage_stats(p)})
         if torch.cuda.is_available():
@@ -193,7 +201,7 @@ def run_experiment(store: Store, cfg: ExperimentConfig, name: Optional[str] = No
         raise ValueError("the project has no test videos to compare the arms on")
     from .budget import check
     check(store, cfg)   # refused here, before any weights load, when it will not fit
-    name = name or experiment_name(cfg)
+    name = name or experiment_name(cfg, store)
     for seed in cfg.seeds:
         for arm in cfg.arms:
             run_arm(store, arm, seed, cfg, name, on_event)

@@ -26,7 +26,7 @@ from . import config as C
 from .events import Event, EventSink, Progress
 from .store import JobBusy, Store
 
-KINDS = ("generate", "support", "experiment", "explain")
+KINDS = ("generate", "support", "experiment", "explain", "label")
 RUN_EVENTS = ("loss", "eval")  # those go to each run's own stream, not the job's
 
 __all__ = ["submit", "run_job", "stop", "refresh", "resume", "active", "job_events", "JobBusy", "KINDS"]
@@ -106,9 +106,16 @@ def _do_explain(store: Store, params: dict, emit: EventSink) -> dict:
     return {"explained": len(preds)}
 
 
+def _do_label(store: Store, params: dict, emit: EventSink) -> dict:
+    """A run (or the base model) labels the pool videos it has not labelled yet."""
+    from .pool import label_pool
+    return label_pool(store, params["run_id"], rationale=bool(params.get("rationale")),
+                      max_new_tokens=int(params.get("max_new_tokens", 96)), on_event=emit)
+
+
 WORK: dict[str, Callable[[Store, dict, EventSink], dict]] = {
     "generate": _do_generate, "support": _do_support,
-    "experiment": _do_experiment, "explain": _do_explain,
+    "experiment": _do_experiment, "explain": _do_explain, "label": _do_label,
 }
 
 
@@ -192,15 +199,22 @@ def submit(store: Store, kind: str, params: dict, inline: bool = False) -> str:
         return job_id
     log = store.root / "jobs" / f"{job_id}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    from . import launcher
+    pid = launcher.start(store.root, job_id, log) or _start_cold(store.root, job_id, log)
+    store.update_job(job_id, pid=pid, log=str(log))
+    return job_id
+
+
+def _start_cold(root: Path, job_id: str, log: Path) -> int:
+    """A fresh interpreter (where the launcher cannot run: Windows)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rbft", "job", "--project", str(store.root), job_id],
+            [sys.executable, "-m", "rbft", "job", "--project", str(root), job_id],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True,
             preexec_fn=_lower_priority if hasattr(os, "nice") else None)
-    store.update_job(job_id, pid=proc.pid, log=str(log))
-    return job_id
+    return proc.pid
 
 
 def _lower_priority() -> None:
@@ -226,7 +240,15 @@ def _alive(pid: Optional[int]) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A job forked away from the studio is reaped by init, which in a container may never do it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def refresh(store: Store, grace_s: float = 30.0) -> None:

@@ -11,6 +11,7 @@ import io
 import platform
 import time
 from importlib.metadata import PackageNotFoundError, version
+from typing import Optional
 
 from .experiment import format_table, summarize
 from .store import Store
@@ -96,6 +97,7 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
             out.append(f"| {run['arm']} s{run['seed']} | {name} | {st['effective_batch']} | {st['micro_batch']} x "
                        f"{st['grad_accum']} | {'yes' if st['auto'] else 'no'} | {per_step} | {peak} |")
         out.append("")
+    out += _label_section(store, experiment, rows)
     for r in rows:
         classes, matrix = confusion_sum(store, experiment, r["arm"])
         out += [f"### {r['arm']}: test confusion matrix (summed over {r['seeds']} seeds)", "",
@@ -109,6 +111,40 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
     if command:
         out += ["## Command", "", f"```\n{command}\n```", ""]
     return "\n".join(out)
+
+
+def previous_experiment(store: Store, experiment: str) -> Optional[str]:
+    """The experiment that finished last before this one started (to compare a grown training set)."""
+    runs = store.runs(experiment)
+    if not runs:
+        return None
+    began = min(r["started_at"] for r in runs)
+    earlier = [r for r in store.runs() if r["experiment"] != experiment and r["status"] == "done"
+               and (r["finished_at"] or 0) <= began]
+    return max(earlier, key=lambda r: r["finished_at"])["experiment"] if earlier else None
+
+
+def _label_section(store: Store, experiment: str, rows: list[dict]) -> list[str]:
+    """Where the training labels came from, and, after pool labels, how test accuracy changed."""
+    labels = next((r["metrics"].get("train_labels") for r in store.runs(experiment)
+                   if r["metrics"] and r["metrics"].get("train_labels")), None)
+    if not labels or not (labels["person"] or labels["model"]):
+        return []
+    out = ["## Training labels", "",
+           f"{labels['imported'] + labels['person'] + labels['model']} training videos: {labels['imported']} imported "
+           f"with their label, {labels['person']} labelled by a person in the pool (reviewed), {labels['model']} "
+           "accepted automatically above a precision threshold.", ""]
+    before = previous_experiment(store, experiment)
+    if before:
+        old = {r["arm"]: r for r in summarize(store, before)}
+        pairs = [(r, old[r["arm"]]) for r in rows if r["arm"] in old and r["n_test"] == old[r["arm"]]["n_test"]]
+        if pairs:
+            out += [f"Against `{before}` (the experiment before, on the same {pairs[0][0]['n_test']} test videos):", "",
+                    "| arm | accuracy before | accuracy now | change |", "|---|---|---|---|"]
+            out += [f"| {r['arm']} | {o['accuracy'][0]:.3f} | {r['accuracy'][0]:.3f} | "
+                    f"{r['accuracy'][0] - o['accuracy'][0]:+.3f} |" for r, o in pairs]
+            out.append("")
+    return out
 
 
 def loss_figure(store: Store, experiment: str):

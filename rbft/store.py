@@ -79,6 +79,22 @@ class Store:
                 "total": int, "message": str, "data": str, "time": float,
             }, pk="id")
             db["events"].create_index(["run_id", "id"])
+        # where a label came from: NULL (imported with it), "person" (reviewed in the pool), "model"
+        # (accepted automatically above a precision threshold); pool videos have split "pool", no label
+        for column, kind in (("label_source", str), ("label_run", str), ("label_confidence", float),
+                             ("labelled_at", float), ("skipped_at", float)):
+            if column not in db["videos"].columns_dict:
+                db["videos"].add_column(column, kind)
+        if "pool_predictions" not in db.table_names():
+            db["pool_predictions"].create({
+                "video_id": str, "run_id": str, "pred": str, "scores": str, "confidence": float,
+                "margin": float, "rationale": str, "created_at": float,
+            }, pk=("video_id", "run_id"))
+        if "auto_accepts" not in db.table_names():
+            db["auto_accepts"].create({
+                "id": int, "run_id": str, "target": float, "threshold": float, "evidence": str,
+                "accepted": int, "created_at": float,
+            }, pk="id")
         if "jobs" not in db.table_names():
             db["jobs"].create({
                 "id": str, "kind": str, "params": str, "status": str, "pid": int,
@@ -115,9 +131,12 @@ class Store:
             self.db["videos"].insert_all(rows, pk="id", ignore=True)
 
     def videos(self, split: Optional[str] = None, label: Optional[str] = None) -> list[dict]:
+        """The labelled videos (of a split, of a class); split="pool" gives the unlabelled ones."""
         where, args = [], []
         if split:
             where.append("split = ?"); args.append(split)
+        else:
+            where.append("split != 'pool'")
         if label:
             where.append("label = ?"); args.append(label)
         return list(self.db["videos"].rows_where(" and ".join(where) or None, args,
@@ -146,6 +165,59 @@ class Store:
         seen = [r["label"] for r in self.db.query(
             "select distinct label from videos where label is not null order by label")]
         return declared + [s for s in seen if s not in declared]
+
+    # ---- the pool: unlabelled videos, their predictions, the labels given to them -----------
+    def save_pool_predictions(self, run_id: str, rows: list[dict]) -> None:
+        rows = [dict(r, run_id=run_id, scores=json.dumps(r["scores"]), created_at=_now()) for r in rows]
+        with self.db.conn:
+            self.db["pool_predictions"].upsert_all(rows, pk=("video_id", "run_id"))
+
+    def pool_predictions(self, run_id: str, split: Optional[str] = "pool") -> list[dict]:
+        """A run's stored predictions with their video's label, split and provenance."""
+        sql = ("select p.*, v.path, v.label, v.split, v.label_source, v.skipped_at from pool_predictions p "
+               "join videos v on v.id = p.video_id where p.run_id = ?" + (" and v.split = ?" if split else "")
+               + " order by p.video_id")
+        rows = list(self.db.query(sql, [run_id, split] if split else [run_id]))
+        for r in rows:
+            r["scores"] = json.loads(r["scores"])
+        return rows
+
+    def pool_runs(self) -> list[str]:
+        return [r["run_id"] for r in self.db.query(
+            "select run_id, max(created_at) as last from pool_predictions group by run_id order by last desc")]
+
+    def give_label(self, video_id: str, label: str, source: str, run_id: Optional[str] = None,
+                   confidence: Optional[float] = None) -> None:
+        """A pool video becomes a labelled training video, with where its label came from."""
+        with self.db.conn:
+            self.db["videos"].update(video_id, {"label": label, "split": "train", "label_source": source,
+                                                "label_run": run_id, "label_confidence": confidence,
+                                                "labelled_at": _now()})
+
+    def skip(self, video_id: str) -> None:
+        with self.db.conn:
+            self.db["videos"].update(video_id, {"skipped_at": _now()})
+
+    def label_sources(self, split: Optional[str] = "train") -> dict[str, int]:
+        """How many labelled videos (of a split) came from the import, a person, the model."""
+        sql = ("select coalesce(label_source, 'imported') as source, count(*) as n from videos "
+               "where split != 'pool'" + (" and split = ?" if split else "") + " group by source")
+        counts = {"imported": 0, "person": 0, "model": 0}
+        counts.update({r["source"]: r["n"] for r in self.db.query(sql, [split] if split else [])})
+        return counts
+
+    def save_auto_accept(self, run_id: str, target: float, threshold: Optional[float], evidence: dict,
+                         accepted: int) -> int:
+        with self.db.conn:
+            return self.db["auto_accepts"].insert({
+                "run_id": run_id, "target": target, "threshold": threshold, "evidence": json.dumps(evidence),
+                "accepted": accepted, "created_at": _now()}).last_pk
+
+    def auto_accepts(self) -> list[dict]:
+        rows = list(self.db["auto_accepts"].rows_where(order_by="id"))
+        for r in rows:
+            r["evidence"] = json.loads(r["evidence"])
+        return rows
 
     # ---- prompts ------------------------------------------------------------------
     def save_prompt(self, kind: str, template: str) -> int:

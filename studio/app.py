@@ -1,4 +1,4 @@
-"""The Blocks of RB-FT Studio: a header (project, model, frames, the running job) over six tabs.
+"""The Blocks of RB-FT Studio: a header (project, model, frames, the running job) over seven tabs.
 
 Every handler opens the project's store, does its work through `rbft`, and returns what
 the page shows; nothing is kept in Python globals. A 1 s timer redraws the job bar and
@@ -12,12 +12,13 @@ from typing import Optional
 
 import gradio as gr
 
-from rbft import jobs, project
+from rbft import jobs, launcher, project
+from rbft.space import Storage
 
 from . import jobbar
 from .common import MODEL_CHOICES, Context, friendly, header_settings, open_store
 from .gpu import on_zero_gpu
-from .tabs import data, predict, quality, rationales, results, train
+from .tabs import data, label, predict, quality, rationales, results, train
 
 CSS = Path(__file__).resolve().parent.parent / "assets" / "studio.css"
 PROJECT_NAME = re.compile(r"^[\w][\w .-]{0,63}$")
@@ -29,6 +30,12 @@ def list_projects(root: Path) -> list[str]:
 
 def model_note_text(model: str) -> str:
     from rbft import presets
+    from rbft.toyworld.model import unavailable_reason
+    if model.startswith(("tiny:", "random:")) or model == "toyworld":
+        missing = unavailable_reason()
+        if missing:
+            return ("⚠ `" + model + "`: the offline toy-world VLM cannot be had here, so the studio falls back "
+                    "to tiny random models, whose rationales are noise. " + missing[0].upper() + missing[1:] + ".")
     if model == "toyworld":
         return ("`toyworld` is a small model of a toy world (SmolLM2-135M with eyes trained on rendered "
                 "shapes, offline): its rationales describe toy-world clips, for trying the studio and testing "
@@ -48,10 +55,14 @@ def model_note_text(model: str) -> str:
 
 
 def create_app(project_path: str | Path, projects_root: Optional[str | Path] = None,
-               inline_jobs: Optional[bool] = None) -> gr.Blocks:
-    """The studio for one project folder; other projects are folders beside it (or under projects_root)."""
+               inline_jobs: Optional[bool] = None, storage: Optional[Storage] = None) -> gr.Blocks:
+    """The studio for one project folder; other projects are folders beside it (or under projects_root,
+    or under storage.root: where app.py keeps them, with a warning when a restart wipes them)."""
     project_path = Path(project_path).resolve()
-    root = Path(projects_root).resolve() if projects_root else project_path.parent
+    if storage is None:
+        storage = Storage(Path(projects_root).resolve() if projects_root else project_path.parent, True,
+                          "the folder the studio was given")
+    root = storage.root.resolve()
     ctx = Context(projects_root=root, default_project=project_path,
                   inline_jobs=on_zero_gpu() if inline_jobs is None else inline_jobs)
     project.open_project(project_path)  # fail now, plainly, if it cannot be created or opened
@@ -70,6 +81,7 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
             num_frames = gr.Number(precision=0, label="Frames", scale=0, min_width=90)
             max_side = gr.Number(precision=0, label="Max side px", scale=0, min_width=110)
         model_note = gr.Markdown(elem_id="model-note")
+        storage_note = gr.Markdown(storage.note(), elem_id="storage-note")
         with gr.Row():
             job_html = gr.HTML(elem_id="job-bar")
         header = [model, num_frames, max_side]
@@ -88,10 +100,13 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
                 r_reload, r_out = results.build(ctx, project_state)
             with gr.Tab("Predict", id="predict") as predict_tab:
                 p_reload, p_out = predict.build(ctx, project_state)
+            with gr.Tab("Label", id="label") as label_tab:
+                l_reload, l_out = label.build(ctx, project_state)
 
         tab_reloads = [(data_reload, data_out), (rat_reload, rat_out), (q_reload, q_out),
-                       (t_reload, t_out), (r_reload, r_out), (p_reload, p_out)]
-        all_outputs = [model, num_frames, max_side, model_note] + [o for _, outs in tab_reloads for o in outs]
+                       (t_reload, t_out), (r_reload, r_out), (p_reload, p_out), (l_reload, l_out)]
+        all_outputs = [model, num_frames, max_side, model_note, storage_note] + [
+            o for _, outs in tab_reloads for o in outs]
 
         @friendly
         def reload_all(project_path):
@@ -99,7 +114,8 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
             store = open_store(project_path)
             jobs.refresh(store)
             cfg = project.settings(store)
-            values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model)]
+            values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model),
+                      storage.note()]
             for fn, outs in tab_reloads:
                 result = fn(project_path)
                 values += list(result) if len(outs) > 1 else [result]
@@ -144,7 +160,8 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
             box.input(save_header, [project_state, *header], model_note, api_visibility="private")
         # tabs that only show the store's contents are redrawn when opened
         for tab, (fn, outs) in ((data_tab, tab_reloads[0]), (quality_tab, tab_reloads[2]),
-                                (results_tab, tab_reloads[4]), (predict_tab, tab_reloads[5])):
+                                (results_tab, tab_reloads[4]), (predict_tab, tab_reloads[5]),
+                                (label_tab, tab_reloads[6])):
             tab.select(fn, [project_state], outs, api_visibility="private")
         timer = gr.Timer(1.0)
         timer.tick(tick, [project_state, *watch_in[1:]], [job_html, train_progress, *watch_out],
@@ -164,11 +181,19 @@ def _warm_plots() -> None:
     fig.savefig(io.BytesIO(), format="png")
 
 
+def _warm_models() -> None:
+    """Import torch and transformers while the page loads: the Train tab's budget preview and Predict
+    then answer in a second, not after the imports (tens of seconds on a small CPU)."""
+    from rbft import budget, models  # noqa: F401
+
+
 def launch(demo: gr.Blocks, root: Path, host: Optional[str] = None, port: Optional[int] = None,
            **kwargs):
     """Serve the app; media is served only from the projects folder."""
     import threading
     threading.Thread(target=_warm_plots, daemon=True).start()
+    threading.Thread(target=launcher.warm_up, daemon=True).start()   # the first job then starts at once
+    threading.Thread(target=_warm_models, daemon=True).start()
     return demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, allowed_paths=[str(root)], css_paths=[CSS],
         theme=gr.themes.Soft(), footer_links=["api", "gradio"], **kwargs)

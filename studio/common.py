@@ -10,7 +10,7 @@ from typing import Callable, Optional
 import gradio as gr
 from sqlite_utils.db import NotFoundError
 
-from rbft import project
+from rbft import config as C, project
 from rbft.data import VideoError
 from rbft.prompts import PromptError
 from rbft.store import JobBusy, ProjectError, Store, disk_problem
@@ -115,7 +115,27 @@ def start_job(ctx: Context, store: Store, kind: str, params: dict) -> str:
 
 
 def _run_inline(store: Store, kind: str, params: dict) -> str:
-    from rbft import jobs
+    """On ZeroGPU: refused before it starts when it will not fit one GPU window; generation runs
+    in chunks of videos that each fit (it skips what is done, so the chunks add up to the whole)."""
+    from rbft import jobs, space
 
     from .gpu import gpu
-    return gpu(duration=600)(jobs.submit)(store, kind, params, inline=True)
+    run = gpu(duration=int(space.WINDOW_S))(jobs.submit)
+    if kind != "generate" or params.get("limit"):
+        space.check_window(store, kind, params)
+        return run(store, kind, params, inline=True)
+    cfg = C.from_dict(C.ExperimentConfig, params["config"])
+    todo = params.get("video_ids") or [v["id"] for v in store.videos(split=params.get("split", "train"))]
+    if not params.get("overwrite"):
+        prompt_id = project.prompt(store, "rationale", params.get("prompt_id"))["id"]
+        done = {r["video_id"] for r in store.rationales(prompt_id, cfg.model.model)}
+        todo = [v for v in todo if v not in done]
+    if not todo:
+        raise ValueError("every video asked for already has a rationale from this prompt and model")
+    chunk = space.generation_chunk(cfg)
+    job_id = ""
+    for start in range(0, len(todo), chunk):
+        job_id = run(store, kind, {**params, "video_ids": todo[start:start + chunk]}, inline=True)
+        if store.job(job_id)["status"] != "done":
+            break   # stopped or failed: the job bar says so; Resume picks up from here
+    return job_id

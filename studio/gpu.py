@@ -2,12 +2,11 @@
 under `spaces.GPU`. Everywhere else (no `spaces` package) the wrapper is a no-op."""
 from __future__ import annotations
 
-import os
 from typing import Callable
 
+from rbft.space import on_zero_gpu
 
-def on_zero_gpu() -> bool:
-    return bool(os.environ.get("SPACES_ZERO_GPU"))
+__all__ = ["gpu", "on_zero_gpu"]
 
 
 def gpu(duration: int = 120) -> Callable[[Callable], Callable]:

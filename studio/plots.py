@@ -10,7 +10,7 @@ import pandas as pd
 def class_counts(videos: list[dict]) -> pd.DataFrame:
     rows = {}
     for v in videos:
-        key = (v["label"], v["split"])
+        key = (v["label"] or "(unlabelled)", v["split"])
         rows[key] = rows.get(key, 0) + 1
     return pd.DataFrame([{"class": c, "split": s, "videos": n} for (c, s), n in sorted(rows.items())],
                         columns=["class", "split", "videos"])

@@ -15,6 +15,13 @@ from rbft.project import open_project  # noqa: E402
 from rbft.testing import tiny_model_dir  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def job_launcher():
+    """Jobs start from one warm launcher process (rbft.launcher): start its imports now."""
+    from rbft import launcher
+    launcher.warm_up()
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a whole `python -m rbft bench` run: about 4 minutes here
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

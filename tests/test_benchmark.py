@@ -2,7 +2,11 @@
 ablations, and a report in markdown and JSON that says how it was made."""
 import json
 
+import pytest
+
 from rbft.cli import main
+
+pytestmark = pytest.mark.slow  # a whole CLI benchmark (three arms, report): about 6 minutes here
 
 
 def test_benchmark_writes_comparable_report(tmp_path, dataset, tiny_root):

@@ -89,7 +89,7 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
         assert "{label}" in page.locator("#template textarea").input_value()
         page.get_by_text("Fields: {class_definitions}").wait_for()
         page.get_by_role("button", name="Try on N training videos").click()
-        job_bar("generate · done", timeout=120_000)
+        job_bar("generate · done")
         page.get_by_role("button", name="Next ▶").click()
         page.get_by_role("button", name="◀ Previous").click()
         page.locator("#rationale-info").get_by_text("generated").first.wait_for()
@@ -120,7 +120,7 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
         batch = page.get_by_label("Batch size")
         batch.fill("2")
         batch.press("Enter")
-        preview.get_by_text("2 per forward").first.wait_for()
+        preview.get_by_text("2 per forward").first.wait_for(timeout=120_000)  # the first reads the processor
         preview.get_by_text("the same from a terminal").wait_for()
         before = preview.inner_text()
         batch.fill("6")

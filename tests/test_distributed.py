@@ -6,9 +6,13 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from rbft.data import ingest
 from rbft.project import open_project
 from rbft.train import stage_stats
+
+pytestmark = pytest.mark.slow  # torchrun with two training processes: about 3 minutes here
 
 ARGS = ["--model", "tiny:smolvlm", "--arm", "rbft", "--num-frames", "4", "--max-side", "64",
         "--stage1-max-steps", "2", "--stage2-max-steps", "2", "--stage1-batch-size", "1",

@@ -8,7 +8,10 @@ from rbft.train import EventCallback
 from conftest import small_config
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "smolvlm"])
+# every family end to end; the default run keeps two (test_models covers each family's processor,
+# generation and scoring)
+@pytest.mark.parametrize("family", [pytest.param("qwen2_vl", marks=pytest.mark.slow), "qwen2_5_vl",
+                                    pytest.param("qwen3_vl", marks=pytest.mark.slow), "smolvlm"])
 def test_experiment_runs_every_arm(store, dataset, tiny, family, tmp_path):
     ingest(store, dataset)
     cfg = small_config(tiny(family))

@@ -3,6 +3,8 @@ rationale is measured against the clip's log."""
 import csv
 import json
 
+import pytest
+
 from rbft import experiment
 from rbft.toyworld import testbed, world as toyworld
 from rbft.toyworld import truth as tr
@@ -86,6 +88,7 @@ def test_joint_examples_mix_the_objectives_by_weight():
         assert {e.answer for e in mixed} >= {e.answer for e in labels + rationales}  # none left out
 
 
+@pytest.mark.slow  # a benchmark run with the joint arm
 def test_benchmark_reads_the_task_description_and_runs_the_joint_arm(tmp_path, tiny):
     manifest = testbed.build_task("floor", tmp_path / "floor", train=2, val=1, test=1)
     cfg = small_config(tiny("smolvlm"), arms=["sft", "rbft_joint"])

@@ -12,7 +12,7 @@ from rbft.config import FrameConfig, ModelConfig
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     try:
-        toyvlm.gguf_dir()
+        toyvlm.weights.gguf_file()
     except FileNotFoundError as e:
         pytest.skip(str(e))
     return toyvlm.assemble_base(tmp_path_factory.mktemp("toyvlm") / "base")
@@ -51,6 +51,7 @@ def short_build(base, tmp_path_factory):
     return work, cfg, adapter, events
 
 
+@pytest.mark.slow  # a short toy-world build: minutes here
 def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(short_build):
     """The vision tower learns patch truth first, then the connector alone, then the connector and
     LoRA (eyes frozen); every stage's loss is logged, and a second call finds the work done."""
@@ -72,6 +73,7 @@ def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(sho
     assert json.loads((work / "build.json").read_text())["train_examples"] == 6
 
 
+@pytest.mark.slow
 def test_shipped_parts_assemble_into_the_trained_model(short_build, tmp_path):
     """What ships is small, and the model assembled from it on first use (SmolLM2 from the package +
     shipped parts, LoRA merged) answers like the build's own model."""

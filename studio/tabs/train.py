@@ -126,7 +126,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
         cfg = apply(header_settings(store, model, n_frames, side), *values)
         project.save_settings(store, cfg)
         need = budget_check(store, cfg)  # what will not fit is refused here, before anything loads
-        name = experiment_name(cfg)
+        name = experiment_name(cfg, store)
         job_id = start_job(ctx, store, "experiment", {"config": C.to_dict(cfg), "name": name})
         return (f"Started {job_id}: experiment `{name}` ({', '.join(cfg.arms)} × seeds {cfg.seeds}). "
                 f"Estimated peak memory: {need.estimate.gb:.1f} GB.")
