@@ -303,6 +303,14 @@ def cmd_pool(args):
             print(f"accepted {t.pool_passing} pool videos as labelled by the model")
         elif t.threshold is not None:
             print("add --accept to accept them")
+    elif args.action == "measure":
+        if not args.truth:
+            raise SystemExit("error: pool measure needs --truth FILE (path,label: the pool's hidden labels)")
+        m = pool.measure(store, _need_run(run, store), pool.read_truth(args.truth))
+        print(pool.format_measure(m))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(m, indent=2))
     elif args.action == "export":
         if not args.out:
             raise SystemExit("error: pool export needs --out DIR")
@@ -385,8 +393,11 @@ def cmd_toyworld(args):
 
 def cmd_testbed(args):
     from .toyworld.testbed import build_task
-    manifest = build_task(args.task, args.out, args.train, args.val, args.test, on_event=_sink(args))
+    manifest = build_task(args.task, args.out, args.train, args.val, args.test, on_event=_sink(args), pool=args.pool)
     print(f"task {args.task} written: {manifest}")
+    if args.pool:
+        print(f"pool: {manifest.parent / 'pool.csv'} (no labels; `ingest --pool` it), hidden truth "
+              f"{manifest.parent / 'pool_truth.csv'} (for `pool measure`)")
     print(f"next: python -m rbft benchmark --data {manifest} --model toyworld --out OUT --seeds 0 1 2")
 
 
@@ -535,19 +546,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = command("pool", cmd_pool, "the unlabelled videos: label them with a run, review the uncertain ones, "
                 "accept automatically above a precision target, export the labels")
-    c.add_argument("action", nargs="?", default="status", choices=["status", "label", "queue", "accept", "auto", "export"])
+    c.add_argument("action", nargs="?", default="status",
+                   choices=["status", "label", "queue", "accept", "auto", "export", "measure"],
+                   help="status (default), label, queue, accept, auto, export or measure")
     c.add_argument("--run", help="the run that labels (a finished run's id; default: the last that labelled)")
     c.add_argument("--model", help="label with this base model instead of a run (zero-shot)")
     c.add_argument("--rationale", action="store_true", help="label: also write the model's rationale per video")
     c.add_argument("--pred", help="queue: only videos predicted as this class")
-    c.add_argument("--min-confidence", type=float, default=0.0)
-    c.add_argument("--max-confidence", type=float, default=1.0)
+    c.add_argument("--min-confidence", type=float, default=0.0, help="queue: lowest confidence shown")
+    c.add_argument("--max-confidence", type=float, default=1.0, help="queue: highest confidence shown")
     c.add_argument("--limit", type=int, default=20, help="queue: how many to list")
     c.add_argument("--video", help="accept: the pool video")
     c.add_argument("--label", help="accept: its class")
     c.add_argument("--precision", type=float, default=0.95, help="auto: the precision target")
     c.add_argument("--accept", action="store_true", help="auto: accept the videos that pass (default: only say)")
     c.add_argument("--out", help="export: the folder")
+    c.add_argument("--truth", help="measure: CSV path,label with the pool's hidden true labels")
+    c.add_argument("--json", help="measure: also write the numbers here")
 
     command("launcher", cmd_launcher, "start job processes from one warm process (what the studio runs; "
             "reads one JSON line per job on stdin)", project=False)
@@ -587,6 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--train", type=int, default=16, help="training clips per class (default 16)")
     c.add_argument("--val", type=int, default=8, help="validation clips per class (default 8)")
     c.add_argument("--test", type=int, default=20, help="test clips per class (default 20)")
+    c.add_argument("--pool", type=int, default=0, help="unlabelled pool clips per class, their labels hidden "
+                   "in pool_truth.csv (default 0)")
 
     c = command("truth", cmd_truth, "how true a testbed project's rationales are, against the event logs "
                 "(all of them, and those that pass the label-support filter)")

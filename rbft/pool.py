@@ -232,3 +232,50 @@ def review_savings(rows: list[dict], truth: dict[str, str], target_accuracy: flo
     return {"target_accuracy": target_accuracy, "model_accuracy": sum(r["pred"] == truth[r["video_id"]]
                                                                       for r in rows) / len(rows),
             "by_uncertainty": reviews_needed(uncertain), "random": sum(randoms) / len(randoms), "pool": len(rows)}
+
+
+def read_truth(path: str | Path) -> dict[str, str]:
+    """File name -> true label, from a CSV with path,label (a testbed's pool_truth.csv)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return {Path(r["path"]).name: r["label"] for r in csv.DictReader(f)}
+
+
+def measure(store: Store, run_id: str, truth_by_name: dict[str, str], targets=(0.9, 0.95),
+            accuracies=(0.9, 0.95, 1.0)) -> dict:
+    """Against the pool's hidden labels, without accepting anything: for each precision target, the
+    threshold found on validation, the share of the pool it accepts and how precise that is; and how
+    many person reviews reach a given label accuracy over the pool in uncertainty order vs a random one."""
+    rows = store.pool_predictions(run_id)
+    truth = {r["video_id"]: truth_by_name[Path(r["path"]).name] for r in rows if Path(r["path"]).name in truth_by_name}
+    rows = [r for r in rows if r["video_id"] in truth]
+    if not rows:
+        raise ValueError("no pool video of this run matches the truth file's names")
+    out = {"run_id": run_id, "pool": len(rows), "targets": [], "reviews": []}
+    for target in targets:
+        t = find_threshold(store, run_id, target)
+        passing = [r for r in rows if t.threshold is not None and r["confidence"] >= t.threshold]
+        right = sum(r["pred"] == truth[r["video_id"]] for r in passing)
+        out["targets"].append({**asdict(t), "accepted": len(passing), "share": len(passing) / len(rows),
+                               "pool_precision": right / len(passing) if passing else None})
+    for accuracy in accuracies:
+        out["reviews"].append(review_savings(rows, truth, accuracy))
+    return out
+
+
+def format_measure(m: dict) -> str:
+    lines = [f"Pool of {m['pool']} videos labelled by `{m['run_id']}`.", "",
+             "| precision target | threshold (validation) | validation precision | accepted from the pool | "
+             "share of the pool | precision on the pool (true labels) |", "|---|---|---|---|---|---|"]
+    for t in m["targets"]:
+        if t["threshold"] is None:
+            lines.append(f"| {t['target']:.2f} | none reaches it ({t['val_n']} validation videos) | - | 0 | 0 | - |")
+            continue
+        pool_p = f"{t['pool_precision']:.3f}" if t["pool_precision"] is not None else "-"
+        lines.append(f"| {t['target']:.2f} | {t['threshold']:.3f} | {t['val_precision']:.3f} ({t['val_passing']} of "
+                     f"{t['val_n']}) | {t['accepted']} | {t['share']:.2f} | {pool_p} |")
+    lines += ["", "| pool label accuracy to reach | model alone | reviews, most uncertain first | "
+              "reviews, random order (mean of 20) |", "|---|---|---|---|"]
+    for r in m["reviews"]:
+        lines.append(f"| {r['target_accuracy']:.2f} | {r['model_accuracy']:.3f} | {r['by_uncertainty']} | "
+                     f"{r['random']:.1f} |")
+    return "\n".join(lines)

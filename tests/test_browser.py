@@ -28,6 +28,9 @@ def chromium_path():
     return None
 
 
+pytestmark = pytest.mark.slow  # the whole studio clicked through, a real experiment: minutes on 2 cores
+
+
 def browser_or_skip():
     try:
         from playwright.sync_api import sync_playwright

@@ -15,6 +15,7 @@ from rbft.store import JobBusy
 from conftest import small_config
 
 
+@pytest.mark.slow  # kill -9 mid-training, then a resumed run
 def test_killed_job_is_marked_interrupted_and_resumes(store, dataset, tiny):
     ingest(store, dataset)
     cfg = small_config(tiny("smolvlm"), arms=["sft"])

@@ -8,9 +8,10 @@ from rbft.train import EventCallback
 from conftest import small_config
 
 
-# every family end to end; the default run keeps two (test_models covers each family's processor,
+# every family end to end; the default run keeps SmolVLM (test_models covers each family's processor,
 # generation and scoring)
-@pytest.mark.parametrize("family", [pytest.param("qwen2_vl", marks=pytest.mark.slow), "qwen2_5_vl",
+@pytest.mark.parametrize("family", [pytest.param("qwen2_vl", marks=pytest.mark.slow),
+                                    pytest.param("qwen2_5_vl", marks=pytest.mark.slow),
                                     pytest.param("qwen3_vl", marks=pytest.mark.slow), "smolvlm"])
 def test_experiment_runs_every_arm(store, dataset, tiny, family, tmp_path):
     ingest(store, dataset)
@@ -37,6 +38,7 @@ def test_experiment_runs_every_arm(store, dataset, tiny, family, tmp_path):
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
 
 
+@pytest.mark.slow  # a second experiment
 def test_finished_runs_are_not_redone(store, dataset, tiny):
     ingest(store, dataset)
     cfg = small_config(tiny("smolvlm"), arms=["sft"])
@@ -83,6 +85,7 @@ def test_generation_resumes_where_it_stopped(store, dataset, tiny):
     assert first["generated"] == 2 and second == {**second, "generated": len(train) - 2, "skipped": 2}
 
 
+@pytest.mark.slow  # more steps than the others
 def test_sft_lowers_the_training_loss(store, dataset, tiny):
     ingest(store, dataset)
     cfg = small_config(tiny("qwen2_vl"), arms=["sft"])

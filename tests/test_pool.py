@@ -145,6 +145,7 @@ def test_uncertainty_order_needs_fewer_reviews_than_a_random_order():
     assert saved["model_accuracy"] == 0.7 and saved["by_uncertainty"] == 3 and saved["random"] > 3
 
 
+@pytest.mark.slow  # a second experiment (the library test covers the steps)
 def test_the_cli_labels_queues_and_exports(store, dataset, tmp_path, tiny, capsys):
     name, _, _ = _labelled_then_pool(store, dataset, tmp_path)
     run_id = store.runs(name)[0]["id"]
@@ -156,3 +157,29 @@ def test_the_cli_labels_queues_and_exports(store, dataset, tmp_path, tiny, capsy
     out = capsys.readouterr().out
     assert "labelled 4 pool videos and 2 validation videos" in out and "4 pool videos left, most uncertain first" in out
     assert "validation" in out and (tmp_path / "out" / "label_studio_tasks.json").exists()
+
+
+def test_measure_against_hidden_labels_says_precision_share_and_reviews(store, tmp_path):
+    from rbft.toyworld import testbed
+    manifest = testbed.build_task("floor", tmp_path / "floor", train=2, val=2, test=1, pool=2)
+    assert (tmp_path / "floor" / "pool.csv").read_text().count(",\n") == 6   # six rows, no label
+    ingest(store, manifest)
+    ingest(store, tmp_path / "floor" / "pool.csv", pool=True)
+    truth = pool.read_truth(tmp_path / "floor" / "pool_truth.csv")
+    assert len(store.videos(split="pool")) == 6 and set(truth.values()) == set(store.labels())
+    run_id = _val_predictions(store, [(0.9, True)] * 6)   # every validation prediction right
+    by_name = {Path(v["path"]).name: v for v in store.videos(split="pool")}
+    rows = []
+    for i, (name, label) in enumerate(sorted(truth.items())):
+        pred = label if i % 3 else next(c for c in store.labels() if c != label)   # 2 of 6 wrong
+        rows.append({"video_id": by_name[name]["id"], "pred": pred, "scores": {pred: 0.95}, "confidence": 0.95,
+                     "margin": 0.1 if pred != label else 0.5, "rationale": None})
+    store.save_pool_predictions(run_id, rows)
+    m = pool.measure(store, run_id, truth)
+    at_90 = m["targets"][0]
+    assert (at_90["threshold"], at_90["accepted"], at_90["share"]) == (0.9, 6, 1.0)
+    assert at_90["pool_precision"] == pytest.approx(4 / 6)   # what validation promised, and what the pool gave
+    full = m["reviews"][-1]
+    assert full["by_uncertainty"] == 2 and full["random"] > 2
+    assert "| 0.90 | 0.900 |" in pool.format_measure(m)
+    assert store.label_sources("train")["model"] == 0   # measuring accepts nothing

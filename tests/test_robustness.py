@@ -152,7 +152,7 @@ def test_unwritable_project_folder_is_said_plainly():
         Store("/sys/kernel")  # exists, but nothing can be created there, not even by root
 
 
-@pytest.mark.parametrize("limit_kb", [64, 160])
+@pytest.mark.parametrize("limit_kb", [64, pytest.param(160, marks=pytest.mark.slow)])
 def test_full_disk_gives_a_clear_error(tmp_path, limit_kb):
     """A file-size limit makes every write past it fail as on a full disk (ENOSPC/EFBIG)."""
 

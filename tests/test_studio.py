@@ -162,6 +162,7 @@ def test_two_sessions_review_at_once(studio):
         assert rows[video_id]["text"] == f"edit 7 by session {i}" and rows[video_id]["status"] == "accepted"
 
 
+@pytest.mark.slow  # a three-arm experiment through the studio
 def test_experiment_job_live_view_and_results(studio, clips):
     client, path, _ = studio
     store = open_project(path)
@@ -211,7 +212,7 @@ def test_stop_and_resume_keep_finished_work(studio):
         second.predict(*args, api_name=endpoint)
         elapsed = time.perf_counter() - start
         print(f"{endpoint} answered in {elapsed:.3f} s while a job trains")
-        assert elapsed < 3.0, endpoint   # blocked by the job, it would wait for its 400 steps
+        assert elapsed < 5.0, endpoint   # blocked by the job, it would wait for its 400 steps
     assert jobs.active(store) is not None
     assert "Stopping" in client.predict(api_name="/stop_job")
     stopped = jobs.wait(store, job_id, timeout_s=120)
@@ -264,7 +265,7 @@ def test_label_tab_labels_the_pool_and_a_person_works_through_it(studio, clips, 
     base = "base model (zero-shot)"
     msg = client.predict(base, False, api_name="/label_pool")
     assert "labels the pool" in msg
-    assert wait_idle(store)["status"] == "done"
+    assert wait_idle(store, timeout=600)["status"] == "done"
     view = client.predict(base, "all classes", 0, 1, api_name="/pool_queue")
     summary, left, queue, current = view[:4]
     assert "3 videos in the pool" in summary and "3 left" in left and current == queue["data"][0][0]

@@ -18,6 +18,7 @@ def base(tmp_path_factory):
     return toyvlm.assemble_base(tmp_path_factory.mktemp("toyvlm") / "base")
 
 
+@pytest.mark.slow  # assembles SmolLM2 from its GGUF: minutes on 2 cores
 def test_base_loads_as_a_smolvlm_with_a_real_language_model(base):
     lm = models.load(ModelConfig(model=str(base)))
     assert lm.family.name == "smolvlm"

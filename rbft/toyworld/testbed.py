@@ -67,12 +67,14 @@ FIRST_SEED = 20_000_000  # testbed clips never share a seed with the build's cli
 
 
 def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: int = 20,
-               first_seed: int = FIRST_SEED, on_event: EventSink = ignore) -> Path:
-    """Render clips until every class has train + val + test of them; write clips, manifest, project.json."""
+               first_seed: int = FIRST_SEED, on_event: EventSink = ignore, pool: int = 0) -> Path:
+    """Render clips until every class has train + val + test (+ pool) of them; write clips, manifest,
+    project.json. Pool clips go to pool.csv without a label (import it with `ingest --pool`), their
+    hidden true labels to pool_truth.csv (for `pool measure`)."""
     from ..synthetic import write_video
     task = TASKS[name]
     out = Path(out)
-    need = train + val + test
+    need = train + val + test + pool
     picked: dict[str, list[int]] = {c: [] for c in task.classes}
     seed = first_seed
     while any(len(v) < need for v in picked.values()):
@@ -83,10 +85,19 @@ def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: 
         if seed - first_seed > 200 * need * len(picked):
             raise RuntimeError(f"task {name}: too few clips of some class after {seed - first_seed} seeds")
     progress = Progress(on_event, "testbed", need * len(picked))
-    rows = []
+    rows, pooled = [], []
     for label, seeds in picked.items():
         for i, s in enumerate(seeds):
-            split = "train" if i < train else "val" if i < train + val else "test"
+            split = ("train" if i < train else "val" if i < train + val else "test" if i < train + val + test
+                     else "pool")
+            if split == "pool":
+                path = out / "pool" / f"{s}.webm"
+                if not path.exists():
+                    clip = world.render(s)
+                    write_video(path, clip.frames[..., ::-1], fps=clip.fps)
+                pooled.append({"path": f"pool/{s}.webm", "label": label})
+                progress.advance()
+                continue
             path = out / label / f"{s}.webm"
             if not path.exists():
                 clip = world.render(s)
@@ -99,5 +110,12 @@ def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: 
         writer.writerows(rows)
     (out / "project.json").write_text(json.dumps({
         "domain": task.domain, "classes": task.classes, "task": name, "temporal": task.temporal,
-        "rule": task.rule.__doc__, "sizes": {"train": train, "val": val, "test": test}}, indent=2))
+        "rule": task.rule.__doc__, "sizes": {"train": train, "val": val, "test": test, "pool": pool}}, indent=2))
+    if pooled:
+        pooled.sort(key=lambda r: r["path"])   # by seed, not by class: the order says nothing
+        for name_, with_label in (("pool.csv", False), ("pool_truth.csv", True)):
+            with open(out / name_, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=["path", "label"])
+                writer.writeheader()
+                writer.writerows([r if with_label else {**r, "label": ""} for r in pooled])
     return out / "manifest.csv"

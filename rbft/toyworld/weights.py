@@ -36,10 +36,10 @@ def packaged() -> Optional[Path]:
     return path if path.exists() else None
 
 
-def cached() -> Optional[Path]:
+def cached(cache_dir: Optional[str | Path] = None) -> Optional[Path]:
     """The file in the Hugging Face cache, if an earlier start fetched it (no network)."""
     from huggingface_hub import try_to_load_from_cache
-    found = try_to_load_from_cache(GGUF_REPO, GGUF_FILE, revision=GGUF_REVISION)
+    found = try_to_load_from_cache(GGUF_REPO, GGUF_FILE, revision=GGUF_REVISION, cache_dir=cache_dir)
     return Path(found) if isinstance(found, str) else None
 
 
@@ -51,12 +51,13 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch() -> Path:
+def fetch(cache_dir: Optional[str | Path] = None, endpoint: Optional[str] = None) -> Path:
     """Download the pinned file into the Hugging Face cache (once) and check its sha256; a file
-    that does not match is deleted and refused."""
+    that does not match is deleted and refused. (cache_dir and endpoint default to huggingface_hub's.)"""
     from huggingface_hub import hf_hub_download
     try:
-        path = Path(hf_hub_download(GGUF_REPO, GGUF_FILE, revision=GGUF_REVISION))
+        path = Path(hf_hub_download(GGUF_REPO, GGUF_FILE, revision=GGUF_REVISION, cache_dir=cache_dir,
+                                    endpoint=endpoint))
     except Exception as e:  # offline, no route, a 404: say it in one line
         raise WeightsError(f"cannot fetch {GGUF_REPO}/{GGUF_FILE} from the Hub ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else ''}); install it instead: {INSTALL}") from None
