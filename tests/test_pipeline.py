@@ -8,11 +8,12 @@ from rbft.train import EventCallback
 from conftest import small_config
 
 
-# every family end to end; the default run keeps SmolVLM (test_models covers each family's processor,
-# generation and scoring)
+# every family end to end, all slow (test_models covers each family's processor, generation and scoring;
+# test_pool, test_studio and the crash test below train in the default run)
 @pytest.mark.parametrize("family", [pytest.param("qwen2_vl", marks=pytest.mark.slow),
                                     pytest.param("qwen2_5_vl", marks=pytest.mark.slow),
-                                    pytest.param("qwen3_vl", marks=pytest.mark.slow), "smolvlm"])
+                                    pytest.param("qwen3_vl", marks=pytest.mark.slow),
+                                    pytest.param("smolvlm", marks=pytest.mark.slow)])
 def test_experiment_runs_every_arm(store, dataset, tiny, family, tmp_path):
     ingest(store, dataset)
     cfg = small_config(tiny(family))

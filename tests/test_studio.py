@@ -139,6 +139,7 @@ def test_generate_review_and_compare(studio):
     assert table["data"][0][0] == "ALL" and worst["data"]
 
 
+@pytest.mark.slow  # two clients reviewing together
 def test_two_sessions_review_at_once(studio):
     """Two browser sessions writing to one project at the same time: no lock errors, no lost edit."""
     from concurrent.futures import ThreadPoolExecutor

@@ -59,6 +59,7 @@ def test_a_task_folder_has_balanced_classes_fixed_splits_and_its_descriptions(tm
     assert meta["temporal"] and set(meta["classes"]) == {"reckless", "fleeing"}
 
 
+@pytest.mark.slow  # renders and scores many clips
 def test_true_captions_are_true_rationales_and_wrong_ones_are_not():
     rows, wrong = [], []
     for seed in range(testbed.FIRST_SEED, testbed.FIRST_SEED + 300):
