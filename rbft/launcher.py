@@ -88,8 +88,8 @@ def _run(request: dict) -> None:
     try:
         os.setsid()
         signal_defaults()
-        if hasattr(os, "nice"):
-            os.nice(10)
+        from .jobs import _lower_priority
+        _lower_priority()
         fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)

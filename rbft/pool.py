@@ -26,7 +26,7 @@ from .store import Store
 BASE = "base:"   # run id of the untrained model: "base:<model>"
 
 
-def load_labeller(store: Store, run_id: str, model: Optional[str] = None) -> tuple[models.LoadedModel, ExperimentConfig]:
+def load_labeller(store: Store, run_id: str) -> tuple[models.LoadedModel, ExperimentConfig]:
     """The model of a finished run (its adapter), or the base model for run id "base:<model>"."""
     from .export import run_adapter
     if run_id.startswith(BASE):
