@@ -189,11 +189,16 @@ def _warm_models() -> None:
 
 def launch(demo: gr.Blocks, root: Path, host: Optional[str] = None, port: Optional[int] = None,
            **kwargs):
-    """Serve the app; media is served only from the projects folder."""
+    """Serve the app; media is served only from the projects folder. The warm-up threads start once
+    the server answers: importing torch while gradio checks that localhost answers can fail the launch."""
     import threading
+    block = not kwargs.pop("prevent_thread_lock", False)
+    result = demo.queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, allowed_paths=[str(root)], css_paths=[CSS],
+        theme=gr.themes.Soft(), footer_links=["api", "gradio"], prevent_thread_lock=True, **kwargs)
     threading.Thread(target=_warm_plots, daemon=True).start()
     threading.Thread(target=launcher.warm_up, daemon=True).start()   # the first job then starts at once
     threading.Thread(target=_warm_models, daemon=True).start()
-    return demo.queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, allowed_paths=[str(root)], css_paths=[CSS],
-        theme=gr.themes.Soft(), footer_links=["api", "gradio"], **kwargs)
+    if block:
+        demo.block_thread()
+    return result
