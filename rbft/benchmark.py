@@ -10,11 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+from . import paired
 from .config import ExperimentConfig, to_dict
 from .data import ingest
 from .events import Event, EventSink, ignore
 from .experiment import run_experiment, summarize
 from .project import configure, open_project
+from .rationale_import import import_rationales
 from .report import markdown, minority_classes, versions
 
 ALL_ARMS = ["zero_shot", "sft", "sft_total", "rbft"]  # rbft_joint runs when asked for by --arms
@@ -37,6 +39,8 @@ def prepare(data: str | Path, project_dir: str | Path, split_seed: int = 0, on_e
     task = task_description(data)
     if task:
         configure(store, task.get("domain"), task.get("classes"))
+        if task.get("task"):
+            store.set_meta("testbed_task", task["task"])   # a toy-world testbed: its truth is known
     report = ingest(store, data, seed=split_seed, on_event=on_event)
     if report.errors:
         on_event(Event("log", "benchmark", message=report.summary()))
@@ -45,8 +49,9 @@ def prepare(data: str | Path, project_dir: str | Path, split_seed: int = 0, on_e
 
 def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConfig, out_dir: str | Path,
                   ablations: bool = False, command: str = "", split_seed: int = 0,
-                  on_event: EventSink = ignore) -> dict:
-    """Run every arm (and the ablations), write report.md and report.json to out_dir, return the JSON."""
+                  rationale_files: list = (), on_event: EventSink = ignore) -> dict:
+    """Run every arm (and the ablations, and RB-FT on each imported rationale file), write report.md
+    and report.json to out_dir, return the JSON."""
     store = prepare(data, project_dir, split_seed, on_event)
     started = time.time()
     main = run_experiment(store, cfg, on_event=on_event)
@@ -63,6 +68,24 @@ def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConf
             except Exception as e:  # e.g. no rationale supports its label: report it, keep the rest
                 on_event(Event("error", "benchmark", message=f"ablation {label!r} could not run: {e}"))
                 failed[label] = f"{type(e).__name__}: {e}"
+    for file in rationale_files:
+        imported = import_rationales(store, file)
+        on_event(Event("log", "benchmark", message=imported.summary()))
+        for name in imported.sets:
+            label = f"rbft on {name}"
+            try:
+                experiments[label] = run_experiment(store, replace(cfg, arms=["rbft"], rationales=name),
+                                                    on_event=on_event)
+            except Exception as e:
+                on_event(Event("error", "benchmark", message=f"{label!r} could not run: {e}"))
+                failed[label] = f"{type(e).__name__}: {e}"
+    sft = paired.correct_by_seed(store, store.runs(main), "sft")
+    differences = paired.against(store, store.runs(main), "sft")
+    for label, name in experiments.items():
+        if label != "main":
+            d = paired.paired_difference(paired.correct_by_seed(store, store.runs(name), "rbft"), sft)
+            if d:
+                differences[label] = d
     result = {
         "command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(),
         "versions": versions(), "data": str(data), "project": str(store.root), "config": to_dict(cfg),
@@ -74,12 +97,27 @@ def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConf
                                          for r in store.runs(name)]}
                         for label, name in experiments.items()},
         "ablations_failed": failed,
+        "against_sft": differences,
+        "rationale_sets": rationale_sets(store, task_description(data)),
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "report.md").write_text(markdown(store, main, command) + _ablation_md(result))
     return result
+
+
+def rationale_sets(store, task: Optional[dict]) -> list[dict]:
+    """Every rationale set of the project (generated or imported), with its truth against the event
+    logs where the data is a toy-world testbed task."""
+    truth = {}
+    if task and task.get("task"):
+        from .toyworld.truth import truth_report   # only a testbed knows its clips' event logs
+        truth = {(r["prompt_id"], r["model"]): r for r in truth_report(store, task["task"]) if r["subset"] == "all"}
+    return [{"model": g["model"], "prompt_id": g["prompt_id"], "rationales": g["n"],
+             **{k: v for k, v in truth.get((g["prompt_id"], g["model"]), {}).items()
+                if k not in ("prompt_id", "model", "subset", "rationales")}}
+            for g in store.rationale_generators()]
 
 
 def _machine() -> str:
@@ -102,25 +140,47 @@ def _jsonable(rows: list[dict]) -> list[dict]:
 
 def _ablation_md(result: dict) -> str:
     labels = [k for k in result["experiments"] if k != "main"]
+    out = _sets_md(result["rationale_sets"])
     if not labels and not result["ablations_failed"]:
-        return ""
+        return out
     main_rbft = next((a for a in result["experiments"]["main"]["arms"] if a["arm"] == "rbft"), None)
-    lines = ["", "## Rationale ablations (RB-FT arm only, same split, seeds and budget)", "",
-             "| variant | seeds | accuracy | macro-F1 |", "|---|---|---|---|"]
+    lines = ["", "## RB-FT variants (RB-FT arm only, same split, seeds and budget)", "",
+             "| variant | seeds | accuracy | macro-F1 | accuracy minus SFT's [95% interval] |",
+             "|---|---|---|---|---|"]
+    diffs = result["against_sft"]
 
-    def cells(a: Optional[dict]) -> str:
+    def cells(a: Optional[dict], label: str) -> str:
         if a is None:
-            return "| - | - | - |"
+            return "| - | - | - | - |"
         return (f"| {a['seeds']} | {a['accuracy']['mean']:.3f} ± {a['accuracy']['std']:.3f} | "
-                f"{a['macro_f1']['mean']:.3f} ± {a['macro_f1']['std']:.3f} |")
+                f"{a['macro_f1']['mean']:.3f} ± {a['macro_f1']['std']:.3f} | "
+                f"{paired.format_difference(diffs.get(label))} |")
 
     cfg = result["config"]
     lines.append(f"| rbft as in the main table (filter {cfg['filter']}, hint in training "
-                 f"{cfg['hint_in_training']}) " + cells(main_rbft))
+                 f"{cfg['hint_in_training']}) " + cells(main_rbft, "rbft"))
     for label in labels:
         arms = result["experiments"][label]["arms"]
-        lines.append(f"| {label} " + cells(arms[0] if arms else None))
+        lines.append(f"| {label} " + cells(arms[0] if arms else None, label))
     for label, error in result["ablations_failed"].items():
-        lines.append(f"| {label} | could not run: {error} | | |")
+        lines.append(f"| {label} | could not run: {error} | | | |")
+    return out + "\n".join(lines) + "\n"
+
+
+def _sets_md(sets: list[dict]) -> str:
+    if not sets:
+        return ""
+    truth = any("event_precision" in s for s in sets)
+    head = "| rationale set | prompt id | rationales |" + (
+        " event precision | event recall | hallucination rate | label follows from the stated events |"
+        if truth else "")
+    lines = ["", "## Rationale sets" + (" and their truth against the event logs (training split)" if truth else ""),
+             "", head, "|" + "---|" * (head.count("|") - 1)]
+    for s in sets:
+        row = f"| {s['model']} | {s['prompt_id']} | {s['rationales']} |"
+        if truth:
+            row += "".join(f" {s[k]:.3f} |" if s.get(k) is not None else " - |" for k in
+                           ("event_precision", "event_recall", "hallucination_rate", "label_consistent"))
+        lines.append(row)
     return "\n".join(lines) + "\n"
 

@@ -187,7 +187,7 @@ def command_line(store: Store, cfg: ExperimentConfig, verb: str = "experiment") 
                 args += [flag, *map(str, value)] if value else []
             else:
                 args += [flag, str(value)]
-    for key in ("filter", "joint_weight"):
+    for key in ("filter", "joint_weight", "rationales"):
         if now[key] != default[key]:
             args += [f"--{key.replace('_', '-')}", str(now[key])]
     if now["hint_in_training"]:

@@ -49,7 +49,7 @@ def build_config(args: argparse.Namespace) -> C.ExperimentConfig:
         if "." in key:
             group, name = key.split(".", 1)
             cfg[group][name] = value
-        elif key in ("arms", "seeds", "filter", "hint_in_training", "joint_weight"):
+        elif key in ("arms", "seeds", "filter", "hint_in_training", "joint_weight", "rationales"):
             cfg[key] = value
     return C.from_dict(C.ExperimentConfig, cfg)
 
@@ -124,7 +124,10 @@ def cmd_stats(args):
     prompt_id = args.prompt_id if args.prompt_id is not None else gen["prompt_id"]
     model = args.model or gen["model"]
     if args.score_support:
-        scorer = models.load(C.ModelConfig(model=args.scorer or model))
+        from .project import settings
+        from .rationale_import import is_imported
+        judge = args.scorer or (settings(store).model.model if is_imported(model) else model)
+        scorer = models.load(C.ModelConfig(model=judge))
         quality.score_support(store, scorer, prompt_id, model, on_event=_sink(args))
     s = quality.stats(store, prompt_id, model)
     if args.json:
@@ -137,6 +140,7 @@ def cmd_stats(args):
         support = "-" if row["support_rate"] is None else f"{row['support_rate']:.2f}"
         print(f"{name:<16}{row['n']:>4}{row['words_mean']:>8.1f}{row['leakage_rate']:>7.2f}{support:>9}"
               f"{row['distinct_1']:>8.2f}{row['distinct_2']:>8.2f}{row['repetition_mean']:>8.2f}")
+    print(quality.judge_note(s["overall"]))
     print("worst examples:")
     for w in s["worst"]:
         print(f"  [{w['label']}] {w['video_id']}: {w['text'][:100]!r}")
@@ -197,6 +201,19 @@ def cmd_experiment(args):
     print(format_table(summarize(store, name)))
 
 
+def cmd_rationales(args):
+    from . import rationale_import
+    if not args.action:
+        raise SystemExit("error: rationales needs an action: list or import (see --help)")
+    store = _store(args)
+    if args.action == "import":
+        print(rationale_import.import_rationales(store, args.file, args.source).summary())
+        return
+    for g in store.rationale_generators():
+        kind = "imported" if rationale_import.is_imported(g["model"]) else "generated"
+        print(f"{g['model']:<40} prompt id {g['prompt_id']:<4} {g['n']:>5} rationales  ({kind})")
+
+
 def cmd_benchmark(args):
     import shlex
     from .benchmark import ALL_ARMS, run_benchmark
@@ -216,7 +233,8 @@ def cmd_benchmark(args):
         print(budget.text())
         sys.exit(0 if budget.fits else 2)
     run_benchmark(args.data, args.project or out / "project", cfg, out, ablations=args.ablations,
-                  command=command, split_seed=args.split_seed, on_event=_sink(args))
+                  command=command, split_seed=args.split_seed, rationale_files=args.rationale_files or [],
+                  on_event=_sink(args))
     print((out / "report.md").read_text())
     print(f"written: {out / 'report.md'} and {out / 'report.json'}")
 
@@ -467,8 +485,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="the model that wrote them (default: the newest used)")
     c.add_argument("--score-support", action="store_true",
                    help="score label support: does the rationale alone point to its class?")
-    c.add_argument("--scorer", help="model that scores support (default: the one that wrote them)")
+    c.add_argument("--scorer", help="the judge: the model that scores support (default: the one that wrote them; "
+                   "for an imported set, the project's model)")
     c.add_argument("--json", action="store_true", help="print everything as JSON")
+
+    c = command("rationales", cmd_rationales, "list the project's rationale sets, or import one from a CSV/JSONL "
+                "file (annotators' notes, a stronger model's output)", project=False)
+    actions = c.add_subparsers(dest="action", metavar="ACTION", help="list or import")
+    for action, text in (("list", "the project's rationale sets, generated and imported"),
+                         ("import", "a CSV or JSONL file as a rationale set: rows name a video (id, path or file "
+                                    "name) and its text; rows that match no video, repeat one or are empty are "
+                                    "reported, every other row lands")):
+        a = actions.add_parser(action, help=text, description=text)
+        a.add_argument("--project", required=True, help="project folder")
+        if action == "import":
+            a.add_argument("file", help="CSV or JSONL: a column video/file/path/id, a column text/rationale, "
+                           "optionally source")
+            a.add_argument("--source", help="the set's name (default: each row's source, else the file's name)")
 
     for name, func, text in [
             ("train", cmd_train, "train one arm for one seed: sft, sft_total or rbft (Stage I -> II)"),
@@ -484,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which rationales Stage I trains on (default: not_rejected)")
         c.add_argument("--hint-in-training", action=argparse.BooleanOptionalAction,
                        help="keep the label hint in the Stage I training prompt")
+        c.add_argument("--rationales", metavar="SET", help="Stage I trains on this imported set (import:NAME, "
+                       "see `rationales list`) instead of generating rationales with the model")
         c.add_argument("--joint-weight", type=float,
                        help="rbft_joint: the rationale objective's share of the mixed stage (default 0.5)")
         if name == "train":
@@ -512,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rbft_joint: the rationale objective's share of the mixed stage (default 0.5)")
     c.add_argument("--arms", nargs="+", choices=["zero_shot", "sft", "sft_total", "rbft", "rbft_joint"],
                    help="arms (default: zero_shot, sft, sft_total, rbft)")
+    c.add_argument("--rationale-files", nargs="+", metavar="FILE", help="also RB-FT on each of these rationale "
+                   "files (imported as sets named after the files), same split, seeds and budget")
     c.add_argument("--seeds", nargs="+", type=int, help="one run of every arm per seed")
     c.add_argument("--dry-run", action="store_true", help="print tokens, memory, the batch auto picks, steps and "
                    "time per stage, then exit (2 when it will not fit here); the data is read, nothing is written")

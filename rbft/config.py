@@ -73,6 +73,8 @@ class ExperimentConfig:
     stage2: TrainConfig = _help("Stage II and direct SFT: video -> label", default_factory=TrainConfig)
     arms: list = _help("which arms to run", default_factory=lambda: ["zero_shot", "sft", "rbft"])
     seeds: list = _help("one run of every arm per seed", default_factory=lambda: [0])
+    rationales: str = _help("the rationale set Stage I trains on: empty (the default) generates them with "
+                            "the model; 'import:NAME' is a set imported with `rationales import`", "")
     filter: str = _help("which rationales Stage I trains on: 'all', 'supported' (label support), "
                         "'not_rejected' (drop those a person rejected)", "not_rejected")
     hint_in_training: bool = _help("keep the label hint in the Stage I training prompt (the authors' "

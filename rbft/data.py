@@ -89,27 +89,36 @@ def probe(path: str | Path) -> dict:
             "duration_s": count / fps if fps > 0 else None}
 
 
-def read_manifest(path: Path) -> list[dict]:
-    """Rows of {path, label, split?} from CSV (any common delimiter, BOM tolerated) or JSONL."""
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a CSV (any common delimiter, BOM tolerated) or JSONL file, keys stripped and lowercased."""
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path.name} line {n} is not valid JSON: {e.msg}") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path.name} line {n} is not a JSON object")
+                rows.append({str(k).strip().lower(): v for k, v in row.items()})
         return rows
     try:
         dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    rows = list(csv.DictReader(io.StringIO(text), dialect=dialect))
-    if rows and "path" not in {k.strip().lower() for k in rows[0] if k}:
+    return [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()}
+            for r in csv.DictReader(io.StringIO(text), dialect=dialect)]
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """Rows of {path, label, split?} from CSV or JSONL."""
+    rows = read_rows(path)
+    if rows and path.suffix.lower() not in (".jsonl", ".ndjson") and "path" not in rows[0]:
         raise ValueError(f"{path.name} has no 'path' column; its columns are {list(rows[0])}. "
                          "A manifest needs path,label[,split].")
-    return [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in rows]
+    return rows
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:

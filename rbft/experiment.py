@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from . import models, project, quality, rationales
+from . import models, project, quality, rationale_import, rationales
 from .config import ExperimentConfig, to_dict
 from .evaluate import evaluate
 from .events import Event, EventSink, fanout, ignore
@@ -39,6 +39,8 @@ def experiment_name(cfg: ExperimentConfig, store: Optional[Store] = None) -> str
     labelled into the training split, the training set is part of the name too, so an experiment
     on the grown set is a new one (and the old one stays to compare with)."""
     settings = {k: v for k, v in to_dict(cfg).items() if k != "seeds"}
+    if not settings["rationales"]:
+        del settings["rationales"]   # the default keeps the names experiments had before sets existed
     if store is not None:
         sources = store.label_sources("train")
         if sources["person"] or sources["model"]:
@@ -87,12 +89,29 @@ def stage1_examples(store: Store, lm, cfg: ExperimentConfig, emit: EventSink) ->
     """Generate (or reuse) the rationales, filter them, and make Stage I's examples. Under several
     processes the main one generates and scores; the others then find the work done and read it."""
     with _processes().main_process_first():
-        gen = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation, on_event=emit)
+        if cfg.rationales:
+            prompt_id, model = imported_set(store, cfg.rationales)
+        else:
+            prompt_id = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation,
+                                                       on_event=emit)["prompt_id"]
+            model = lm.name
         if cfg.filter == "supported":
-            quality.score_support(store, lm, gen["prompt_id"], lm.name, on_event=emit)
-    rows = quality.select(store.rationales(gen["prompt_id"], lm.name), cfg.filter)
-    emit(Event("log", "stage1", message=f"Stage I trains on {len(rows)} rationales (filter: {cfg.filter})"))
+            quality.score_support(store, lm, prompt_id, model, on_event=emit)
+    rows = quality.select(store.rationales(prompt_id, model), cfg.filter)
+    emit(Event("log", "stage1", message=f"Stage I trains on {len(rows)} rationales of {model} "
+                                        f"(filter: {cfg.filter})"))
     return rationale_examples(store, rows, cfg.hint_in_training)
+
+
+def imported_set(store: Store, name: str) -> tuple[int, str]:
+    """(prompt id, model name) of an imported rationale set, or a clear error naming those there are."""
+    found = [g for g in store.rationale_generators() if g["model"] == name and rationale_import.is_imported(name)]
+    if not found:
+        sets = rationale_import.imported_sets(store)
+        raise ValueError(f"no imported rationale set {name!r} in this project; "
+                         + (f"there are {', '.join(sets)}" if sets else
+                            "import one with `python -m rbft rationales import`"))
+    return found[0]["prompt_id"], name
 
 
 def _processes():

@@ -13,6 +13,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Optional
 
+from . import paired
 from .experiment import format_table, summarize
 from .store import Store
 
@@ -78,6 +79,9 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
                 + (f"; rbft_joint weight {cfg.get('joint_weight')}" if "rbft_joint" in cfg.get("arms", []) else "")
                 + ".", ""]
     out += ["## Arms (mean ± std over seeds)", "", format_table(rows), ""]
+    out += _paired_section(store, runs)
+    if cfg.get("rationales"):
+        out += [f"Stage I trained on the imported rationale set `{cfg['rationales']}`.", ""]
     if minority:
         out += [f"Minority class(es) on the test split: **{', '.join(minority)}**.", ""]
     if rows:
@@ -111,6 +115,18 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
     if command:
         out += ["## Command", "", f"```\n{command}\n```", ""]
     return "\n".join(out)
+
+
+def _paired_section(store: Store, runs: list[dict]) -> list[str]:
+    """Each arm against direct SFT on the same seeds and test clips, with a 95% bootstrap interval."""
+    diffs = paired.against(store, runs, "sft")
+    if not diffs:
+        return []
+    out = ["## Against direct SFT (paired: same seeds and test clips; 95% bootstrap interval over both)", "",
+           "| arm | accuracy minus SFT's [95% interval] | seeds | test clips |", "|---|---|---|---|"]
+    out += [f"| {arm} | {paired.format_difference(d)} | {d['seeds']} | {d['clips']} |" for arm, d in diffs.items()]
+    return out + ["", "A difference whose interval includes 0 is no result: these seeds and clips cannot "
+                      "tell the arms apart.", ""]
 
 
 def previous_experiment(store: Store, experiment: str) -> Optional[str]:

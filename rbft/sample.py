@@ -41,6 +41,7 @@ def create_toy_sample(root: str | Path, with_rationales: bool = True, on_event: 
     store = open_project(root)
     meta = json.loads((TOY_SAMPLE / "project.json").read_text())
     configure(store, meta["domain"], meta["classes"])
+    store.set_meta("testbed_task", meta["task"])   # its clips' event logs are known: the studio shows truth
     report = import_folder(store, TOY_SAMPLE / "videos", seed=0, on_event=on_event, name="sample")
     cfg = project.settings(store)
     cfg.model.model = TOYWORLD

@@ -85,6 +85,10 @@ class Store:
                              ("labelled_at", float), ("skipped_at", float)):
             if column not in db["videos"].columns_dict:
                 db["videos"].add_column(column, kind)
+        # the judge's calibrated class probabilities for a rationale, and which model judged
+        for column in ("support_probs", "support_judge"):
+            if column not in db["rationales"].columns_dict:
+                db["rationales"].add_column(column, str)
         if "pool_predictions" not in db.table_names():
             db["pool_predictions"].create({
                 "video_id": str, "run_id": str, "pred": str, "scores": str, "confidence": float,
@@ -270,12 +274,14 @@ class Store:
             self.db["rationales"].update((video_id, prompt_id, model), changes)
 
     def set_support(self, video_id: str, prompt_id: int, model: str, pred: str, ok: bool,
-                    margin: float) -> None:
+                    margin: float, probs: Optional[dict] = None, judge: Optional[str] = None) -> None:
         with self.db.conn:
             self.db["rationales"].update((video_id, prompt_id, model), {
-                "support_pred": pred, "support_ok": int(ok), "support_margin": margin})
+                "support_pred": pred, "support_ok": int(ok), "support_margin": margin,
+                "support_probs": json.dumps(probs) if probs else None, "support_judge": judge})
 
     def rationales(self, prompt_id: Optional[int] = None, model: Optional[str] = None) -> list[dict]:
+        """Rationales with their video's label and split; support_probs read from its JSON."""
         where, args = [], []
         if prompt_id is not None:
             where.append("r.prompt_id = ?"); args.append(prompt_id)
@@ -283,7 +289,8 @@ class Store:
             where.append("r.model = ?"); args.append(model)
         sql = ("select r.*, v.label, v.split from rationales r join videos v on v.id = r.video_id"
                + (" where " + " and ".join(where) if where else "") + " order by r.video_id")
-        return list(self.db.query(sql, args))
+        return [dict(r, support_probs=json.loads(r["support_probs"]) if r.get("support_probs") else None)
+                for r in self.db.query(sql, args)]
 
     def rationale_generators(self) -> list[dict]:
         """Which (prompt, model) pairs have rationales, newest first."""

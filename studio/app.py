@@ -7,6 +7,7 @@ the live training figures from the store, so a reloaded page or a second tab see
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -187,11 +188,30 @@ def _warm_models() -> None:
     from rbft import budget, models  # noqa: F401
 
 
+def _patient_url_ok(url: str, wait_s: float = 90.0) -> bool:
+    """gradio's check that the server answers on localhost gives up at the first reply slower than
+    3 s and then refuses to start; on a busy 2-core machine (a free CPU Space) the first page takes
+    longer than that. This one waits up to `wait_s` for an answer."""
+    import httpx
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        try:
+            if httpx.head(url, timeout=15, verify=False).status_code in (200, 401, 301, 302, 303, 307, 308):
+                return True
+        except (httpx.TimeoutException, httpx.ConnectError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def launch(demo: gr.Blocks, root: Path, host: Optional[str] = None, port: Optional[int] = None,
            **kwargs):
     """Serve the app; media is served only from the projects folder. The warm-up threads start once
     the server answers: importing torch while gradio checks that localhost answers can fail the launch."""
     import threading
+
+    from gradio import networking
+    networking.url_ok = _patient_url_ok
     block = not kwargs.pop("prevent_thread_lock", False)
     result = demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, allowed_paths=[str(root)], css_paths=[CSS],

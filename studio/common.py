@@ -89,8 +89,9 @@ def parse_ints(text: str, what: str) -> list[int]:
     return values
 
 
-def header_settings(store: Store, model: str, num_frames, max_side):
-    """The project's settings with the header's model and frame choices applied and saved."""
+def header_settings(store: Store, model: str, num_frames, max_side, save: bool = True):
+    """The project's settings with the header's model and frame choices applied (and saved, unless
+    this only previews them)."""
     cfg = project.settings(store)
     if model and str(model).strip():
         cfg.model.model = str(model).strip()
@@ -102,7 +103,8 @@ def header_settings(store: Store, model: str, num_frames, max_side):
         if int(max_side) < 28:
             raise ValueError("the frame side must be at least 28 pixels")
         cfg.frames.max_side = int(max_side)
-    project.save_settings(store, cfg)
+    if save:
+        project.save_settings(store, cfg)
     return cfg
 
 

@@ -116,6 +116,20 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
         video = store.video(worst_id)
         page.locator("#rationale-info").get_by_text(Path(video["path"]).name).wait_for()
 
+        # an annotator's notes, imported from a file, become a rationale set shown beside the video
+        notes = tmp_path / "annotator notes.csv"
+        named = store.videos(split="train")[:2]
+        notes.write_text("file,text\n" + "".join(f"{Path(v['path']).name},Seen by a person: it moves.\n"
+                                                  for v in named))
+        page.get_by_text("Import rationales from a file").click()
+        page.locator("#import-file input[type=file]").set_input_files(str(notes))
+        page.locator("#import-file").get_by_text("annotator notes.csv").wait_for()
+        page.locator("#import-rationales").click()
+        page.locator("#import-message").get_by_text("2 rationales imported as import:annotator notes").wait_for()
+        page.locator("#rationale-info").get_by_text("import:annotator notes").first.wait_for(timeout=30_000)
+        assert len(store.rationales(model="import:annotator notes")) == 2
+        shot("2b-imported-rationales")
+
         # Train: a short experiment; the live confusion matrix appears at the first evaluation
         tab("Train")
         # the budget preview follows the settings: a bigger batch is a bigger estimate, before any run

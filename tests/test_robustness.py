@@ -127,6 +127,7 @@ def wait_for(predicate, timeout=120, poll=0.05):
     return False
 
 
+@pytest.mark.slow  # kill -9 mid-generation; generation's resume is also tested in test_pipeline
 def test_kill_during_generation_keeps_what_is_done(store, dataset, tiny):
     ingest(store, dataset)
     cfg = small_config(tiny("smolvlm"))

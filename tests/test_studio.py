@@ -26,7 +26,8 @@ def free_port() -> int:
 def train_args(model="tiny:smolvlm", **changes):
     t = {**TRAIN, **changes}
     return [model, 4, 64, t["arms"], t["seeds"], t["s1"], t["s2"], t["batch"], t["lr"], t["every"],
-            t["quant"], t["r"], t["alpha"], t["filt"], t["hint"], t["tokens"], t.get("joint", 0.5)]
+            t["quant"], t["r"], t["alpha"], t["filt"], t["hint"], t["tokens"], t.get("joint", 0.5),
+            t.get("rationales", "")]
 
 
 def wait_idle(store, timeout=240):
@@ -135,8 +136,36 @@ def test_generate_review_and_compare(studio):
     assert "status **rejected**" in info
     stats, rows = client.predict(v1, v2, api_name="/compare_prompts")
     assert len(rows["data"]) == 3 and [r[0][:2] for r in stats["data"]] == ["A:", "B:"]
-    generator, table, _, worst = client.predict(None, api_name="/quality")
-    assert table["data"][0][0] == "ALL" and worst["data"]
+    generator, table, _, worst, judge, _ = client.predict(None, api_name="/quality")
+    assert table["data"][0][0] == "ALL" and worst["data"] and "not scored yet" in judge
+
+
+def test_imported_rationales_are_a_set_to_review_and_to_train_on(studio, tmp_path):
+    client, path, _ = studio
+    store = open_project(path)
+    first, second = store.videos(split="train")[:2]
+    notes = tmp_path / "expert notes.csv"
+    notes.write_text("file,text\n"
+                     f"{Path(first['path']).name},The square glides left and leaves the frame.\n"
+                     f"{Path(second['path']).name},It drifts right along the floor.\n"
+                     "ghost.mp4,A clip nobody imported.\n")
+    msg, sets, version = client.predict(handle_file(str(notes)), "expert", api_name="/import_rationales")
+    assert "2 rationales imported as import:expert" in msg and "row 4 (ghost.mp4): matches no video" in msg
+    assert sets["value"] == "import:expert" and "import:expert" in [c[1] for c in sets["choices"]]
+    prompt_id = store.rationales(model="import:expert")[0]["prompt_id"]
+    _, frames, text, info, _ = client.predict(first["id"], prompt_id, "rationale", "", "import:expert",
+                                              api_name="/show_video")
+    assert text == "The square glides left and leaves the frame." and "status **imported**" in info
+    info = client.predict(first["id"], prompt_id, "The square glides left.", "import:expert",
+                          api_name="/edit_rationale")
+    assert "status **edited**" in info and "import:expert" in info
+    edited = next(r for r in store.rationales(model="import:expert") if r["video_id"] == first["id"])
+    assert edited["text"] == "The square glides left." and edited["status"] == "edited"
+    generator, table, *_ = client.predict(f"{prompt_id}|import:expert", api_name="/quality")
+    assert generator["value"] == f"{prompt_id}|import:expert" and table["data"][0][1] == 2
+    # the Train tab offers the set; the budget preview takes it like any other setting
+    preview = client.predict(*train_args(rationales="import:expert"), api_name="/budget_preview")
+    assert "#### Budget" in preview and "--rationales import:expert" in preview
 
 
 @pytest.mark.slow  # two clients reviewing together
@@ -201,29 +230,36 @@ def test_experiment_job_live_view_and_results(studio, clips):
 def test_stop_and_resume_keep_finished_work(studio):
     client, path, _ = studio
     store = open_project(path)
-    second = Client(client.src, verbose=False)  # connected before the job starts: the stop lands mid-training
-    msg = client.predict(*train_args(arms=["sft"], seeds="7", s2=400, every=0), api_name="/run_experiment")
+    second = Client(client.src, verbose=False)  # its own session: it asks while the job trains
+    msg = client.predict(*train_args(arms=["sft"], seeds="7", s2=40, every=0), api_name="/run_experiment")
     job_id = msg.split()[1].rstrip(":")
-    deadline = time.time() + 120
-    while not store.recent_events(jobs.job_stream(job_id), "progress", limit=1) and time.time() < deadline:
-        time.sleep(0.3)
+    first_progress(store, job_id)
+    assert jobs.active(store) is not None
+    assert "Stopping" in client.predict(api_name="/stop_job")   # lands at the next step
+    stopped = jobs.wait(store, job_id, timeout_s=120)
+    assert stopped["status"] == "interrupted"
+    run = next(r for r in store.runs(stopped["params"]["name"]))
+    assert run["status"] == "interrupted"
+    assert "Resumed experiment" in client.predict(api_name="/resume_job")
+    resumed = store.jobs(limit=1)[0]   # the newest job
+    assert resumed["id"] != job_id
+    first_progress(store, resumed["id"])
     # while the job trains, the page still answers at once (the work is in another process)
     for endpoint, args in (("/quality", [None]), ("/results", [None]), ("/job_status", [])):
         start = time.perf_counter()
         second.predict(*args, api_name=endpoint)
         elapsed = time.perf_counter() - start
         print(f"{endpoint} answered in {elapsed:.3f} s while a job trains")
-        assert elapsed < 5.0, endpoint   # blocked by the job, it would wait for its 400 steps
-    assert jobs.active(store) is not None
-    assert "Stopping" in client.predict(api_name="/stop_job")
-    stopped = jobs.wait(store, job_id, timeout_s=120)
-    assert stopped["status"] == "interrupted"
-    run = next(r for r in store.runs(stopped["params"]["name"]))
-    assert run["status"] == "interrupted"
-    assert "Resumed experiment" in client.predict(api_name="/resume_job")
-    resumed = wait_idle(store)
+        assert elapsed < 5.0, endpoint   # blocked by the job, it would wait for its steps
+    resumed = jobs.wait(store, resumed["id"], timeout_s=400)
     assert resumed["status"] == "done", (resumed["error"], open(resumed["log"]).read()[-3000:])
     assert store.run(run["id"])["status"] == "done"
+
+
+def first_progress(store, job_id, timeout=120):
+    deadline = time.time() + timeout
+    while not store.recent_events(jobs.job_stream(job_id), "progress", limit=1) and time.time() < deadline:
+        time.sleep(0.2)
 
 
 def test_open_or_create_another_project(studio):
@@ -249,6 +285,7 @@ def test_budget_preview_follows_the_settings(studio):
     assert peak(big) >= peak(small)
     huge = client.predict(*train_args(model="Qwen/Qwen2.5-VL-7B-Instruct", batch=64), api_name="/budget_preview")
     assert "will not fit" in huge and "Try a smaller batch" in huge
+    assert project.settings(open_project(path)).model.model == "tiny:smolvlm"   # a preview changes nothing
 
 
 def test_label_tab_labels_the_pool_and_a_person_works_through_it(studio, clips, tmp_path):

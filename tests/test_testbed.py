@@ -93,7 +93,8 @@ def test_joint_examples_mix_the_objectives_by_weight():
 def test_benchmark_reads_the_task_description_and_runs_the_joint_arm(tmp_path, tiny):
     manifest = testbed.build_task("floor", tmp_path / "floor", train=2, val=1, test=1)
     cfg = small_config(tiny("smolvlm"), arms=["sft", "rbft_joint"])
-    result = run_benchmark(manifest, tmp_path / "project", cfg, tmp_path / "out")
+    oracle_file = tmp_path / "floor" / "rationales_oracle_p0.csv"
+    result = run_benchmark(manifest, tmp_path / "project", cfg, tmp_path / "out", rationale_files=[oracle_file])
     from rbft.project import open_project, domain
     store = open_project(tmp_path / "project")
     assert domain(store) == testbed.TASKS["floor"].domain
@@ -105,3 +106,13 @@ def test_benchmark_reads_the_task_description_and_runs_the_joint_arm(tmp_path, t
     assert run_adapter(store, runs["rbft_joint"]["id"]).parent.name == "joint"  # predict/export find it
     rows = tr.truth_report(store, "floor")
     assert rows and rows[0]["rationales"] == 6
+    # RB-FT on the oracle file ran beside the arms, and the report holds its truth and its paired difference
+    oracle_runs = result["experiments"]["rbft on import:oracle_p0"]["runs"]
+    assert [r["status"] for r in oracle_runs] == ["done"]
+    assert oracle_runs[0]["id"].endswith("/rbft/s0")
+    sets = {s["model"]: s for s in result["rationale_sets"]}
+    assert sets["import:oracle_p0"]["event_precision"] == 1.0 and sets["import:oracle_p0"]["rationales"] == 6
+    assert {"rbft_joint", "rbft on import:oracle_p0"} <= set(result["against_sft"])
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Against direct SFT (paired" in report and "| rbft on import:oracle_p0 |" in report
+    assert "| import:oracle_p0 | " in report and "event precision" in report

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import world
+from . import oracle, world
 from ..events import EventSink, Progress, ignore
 
 
@@ -64,12 +64,14 @@ TASKS = {
                   order_rule, temporal=True),
 }
 FIRST_SEED = 20_000_000  # testbed clips never share a seed with the build's clips
+ORACLE_SHARES = (0.0, 0.25, 0.5, 1.0)  # shares of false event claims in the oracle rationale files
 
 
 def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: int = 20,
                first_seed: int = FIRST_SEED, on_event: EventSink = ignore, pool: int = 0) -> Path:
     """Render clips until every class has train + val + test (+ pool) of them; write clips, manifest,
-    project.json. Pool clips go to pool.csv without a label (import it with `ingest --pool`), their
+    project.json, and rationales written from the training clips' event logs (rationales_oracle_p*.csv:
+a share p of their event claims false). Pool clips go to pool.csv without a label (import it with `ingest --pool`), their
     hidden true labels to pool_truth.csv (for `pool measure`)."""
     from ..synthetic import write_video
     task = TASKS[name]
@@ -111,6 +113,14 @@ def build_task(name: str, out: str | Path, train: int = 16, val: int = 8, test: 
     (out / "project.json").write_text(json.dumps({
         "domain": task.domain, "classes": task.classes, "task": name, "temporal": task.temporal,
         "rule": task.rule.__doc__, "sizes": {"train": train, "val": val, "test": test, "pool": pool}}, indent=2))
+    for p in ORACLE_SHARES:   # importable with `rationales import` / `benchmark --rationale-files`
+        source = f"oracle_p{p:g}"
+        with open(out / f"rationales_{source}.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["path", "text", "source"])
+            writer.writeheader()
+            writer.writerows({"path": r["path"], "source": source,
+                              "text": oracle.oracle_rationale(int(Path(r["path"]).stem), p)}
+                             for r in rows if r["split"] == "train")
     if pooled:
         pooled.sort(key=lambda r: r["path"])   # by seed, not by class: the order says nothing
         for name_, with_label in (("pool.csv", False), ("pool_truth.csv", True)):

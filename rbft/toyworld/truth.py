@@ -22,16 +22,6 @@ EVENT_WORDS = {  # event kind in the log -> phrases a caption may use for it
 OBJECT = r"(?:(small|large) )?(red|green|blue|yellow|purple|white) (circle|square|triangle)"
 
 
-def _facts_from_log(events: list[dict]) -> list[tuple[str, str]]:
-    """(object 'color shape', event kind) in log order, with the start detail as its own kind."""
-    out = []
-    for e in events:
-        _, _, color, shape = e["object"].split(" ")
-        kind = e["detail"] if e["event"] == "is there at the start" else e["event"]
-        out.append((f"{color} {shape}", kind))
-    return out
-
-
 def facts_from_text(text: str) -> list[tuple[str, str]]:
     """(object, event kind) for each clause of a caption, in text order."""
     facts = []
@@ -47,6 +37,23 @@ def facts_from_text(text: str) -> list[tuple[str, str]]:
     return facts
 
 
+def claims(text: str, events: list[dict]) -> list[dict]:
+    """Each claim a text makes (an object and what it does), true or false against the clip's log;
+    objects it names that are not in the clip are claims too."""
+    true = set(world.facts(events))
+    present = {o for o, _ in true}
+    out = [{"claim": f"{obj}: {kind}", "true": (obj, kind) in true} for obj, kind in dict.fromkeys(facts_from_text(text))]
+    named = dict.fromkeys(f"{m.group(2)} {m.group(3)}" for m in re.finditer(OBJECT, text.lower()))
+    out += [{"claim": f"{obj}: is in the clip", "true": False} for obj in named if obj not in present]
+    return out
+
+
+def seed_of(path: str) -> Optional[int]:
+    """A testbed clip's seed is its file name; None for any other video."""
+    stem = Path(path).stem
+    return int(stem) if stem.isdigit() else None
+
+
 def _prf(said: set, true: set) -> tuple[float, float]:
     precision = len(said & true) / len(said) if said else 0.0
     recall = len(said & true) / len(true) if true else 0.0
@@ -55,7 +62,7 @@ def _prf(said: set, true: set) -> tuple[float, float]:
 
 def caption_scores(text: str, events: list[dict]) -> dict:
     """How right one caption is about one clip's event log."""
-    true = _facts_from_log(events)
+    true = world.facts(events)
     said = facts_from_text(text)
     objects_true = {o for o, _ in true}
     objects_said = {f"{m.group(2)} {m.group(3)}" for m in re.finditer(OBJECT, text.lower())}
@@ -106,13 +113,14 @@ def rationale_truth(task_name: str, rows: list[dict]) -> dict:
             "label_consistent": statistics.fmean(consistent)}
 
 
-def truth_report(store, task_name: str) -> list[dict]:
+def truth_report(store, task_name: str, splits: Optional[tuple] = ("train",)) -> list[dict]:
     """Per rationale set (prompt version, model) of a testbed project: the truth of all its training
-    rationales, and of those that pass the label-support filter (Video-STaR style) where scored."""
+    rationales (of every split with splits=None), and of those that pass the label-support filter
+    (Video-STaR style) where scored."""
     paths = {v["id"]: v["path"] for v in store.videos()}
     groups: dict[tuple, list[dict]] = {}
     for r in store.rationales():
-        if r["split"] == "train":
+        if r["video_id"] in paths and (splits is None or r["split"] in splits) and seed_of(paths[r["video_id"]]) is not None:
             groups.setdefault((r["prompt_id"], r["model"]), []).append(r)
     def as_rows(rs: list[dict]) -> list[dict]:
         return [{"text": r["text"], "label": r["label"], "seed": int(Path(paths[r["video_id"]]).stem)} for r in rs]

@@ -222,6 +222,16 @@ def render(seed: int, size: int = 128, n_frames: int = 16, fps: float = 8.0, max
 
 # ---- captions ---------------------------------------------------------------------------------
 
+def facts(events: list[dict]) -> list[tuple[str, str]]:
+    """(object 'color shape', event kind) in log order, with the start detail as its own kind."""
+    out = []
+    for e in events:
+        _, _, color, shape = e["object"].split(" ")
+        kind = e["detail"] if e["event"] == "is there at the start" else e["event"]
+        out.append((f"{color} {shape}", kind))
+    return out
+
+
 OPENERS = ["At first", "In the beginning", "At the start", "First"]
 LINKS = ["Then", "After that", "Next", "Later", "A moment later"]
 
@@ -251,9 +261,14 @@ def _sentence(e: dict, rng: np.random.Generator) -> str:
 
 def caption(clip: Clip, seed: int = 0) -> str:
     """A description of the clip in temporal order, from its event log (never a class name)."""
+    return describe(clip.events, seed)
+
+
+def describe(events: list[dict], seed: int = 0) -> str:
+    """Events in temporal order as plain sentences (what `caption` writes for a clip's log)."""
     rng = np.random.default_rng(seed)
     by_time: dict[int, list[str]] = {}
-    for e in clip.events:
+    for e in events:
         by_time.setdefault(e["t"], []).append(_sentence(e, rng))
     parts = []
     for i, t in enumerate(sorted(by_time)):

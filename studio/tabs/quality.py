@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from rbft import config as C
-from rbft import project, quality
+from rbft import project, quality, rationale_import
 
 from ..common import Context, friendly, start_job, header_settings, open_store
 from ..plots import length_histogram
@@ -26,7 +26,7 @@ def generator_choices(store) -> list[tuple[str, str]]:
 def stats_table(s: dict) -> pd.DataFrame:
     rows = []
     for name, row in [("ALL", s["overall"]), *s["per_class"].items()]:
-        reviewed = sum(n for k, n in row["status"].items() if k != "generated")
+        reviewed = sum(n for k, n in row["status"].items() if k not in ("generated", "imported"))
         rows.append([name, row["n"], round(row["words_mean"], 1), f"{row['words_min']}-{row['words_max']}",
                      round(row["leakage_rate"], 2),
                      None if row["support_rate"] is None else round(row["support_rate"], 2),
@@ -49,6 +49,26 @@ def worst_table(s: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["video", "label", "why", "rationale"])
 
 
+def truth_table(store):
+    """For a testbed project: each rationale set's truth against the event logs and its support rate."""
+    task = store.get_meta("testbed_task")
+    if not task:
+        return gr.Dataframe(visible=False)
+    from rbft.toyworld.truth import truth_report   # only a testbed's clips have event logs
+    rows = []
+    for r in truth_report(store, task, splits=None):
+        if r["subset"] != "all":
+            continue
+        support = quality.stats(store, r["prompt_id"], r["model"], worst=0)["overall"]["support_rate"]
+        rows.append([r["model"], r["prompt_id"], r["rationales"]] + [
+            None if r.get(k) is None else round(r[k], 3)
+            for k in ("event_precision", "event_recall", "hallucination_rate", "label_consistent")]
+            + [None if support is None else round(support, 3)])
+    return gr.Dataframe(pd.DataFrame(rows, columns=[
+        "rationale set", "prompt id", "rationales", "event precision", "event recall", "hallucination rate",
+        "label follows from the stated events", "judge's support rate"]), visible=True)
+
+
 def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: dict, tabs: gr.Tabs):
     with gr.Row():
         generator = gr.Dropdown(label="Rationales of", scale=3, allow_custom_value=True)
@@ -57,7 +77,11 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
     support_msg = gr.Markdown(
         "Label support asks the model, from a rationale's text alone (no video), which class it points to. "
         "A rationale that points elsewhere is what the 'supported' Stage I filter drops.")
+    judge_note = gr.Markdown(elem_id="judge-note")
     stats = gr.Dataframe(headers=STAT_COLUMNS, interactive=False, label="Per class")
+    truth = gr.Dataframe(interactive=False, visible=False, elem_id="truth-table",
+                         label="Truth against the clips' event logs (known for a testbed project such as the "
+                               "sample): every rationale set, beside the judge's support rate")
     with gr.Row():
         histogram = gr.Plot(label="Rationale length")
         with gr.Column():
@@ -73,11 +97,12 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
         key = key if key in keys else (keys[0] if keys else None)
         if key is None:
             empty = pd.DataFrame(columns=STAT_COLUMNS)
-            return gr.Dropdown(choices=[], value=None), empty, None, pd.DataFrame(columns=["video", "label", "why", "rationale"])
+            return (gr.Dropdown(choices=[], value=None), empty, None,
+                    pd.DataFrame(columns=["video", "label", "why", "rationale"]), "", gr.Dataframe(visible=False))
         prompt_id, model = key.split("|", 1)
         s = quality.stats(store, int(prompt_id), model, worst=n_worst)
         return (gr.Dropdown(choices=choices, value=key), stats_table(s), length_histogram(s["per_class"]),
-                worst_table(s))
+                worst_table(s), quality.judge_note(s["overall"]), truth_table(store))
 
     @friendly
     def score_support(project_path, model, n_frames, side, key):
@@ -91,24 +116,28 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
         return f"Started {job_id}: `{cfg.model.model}` scores each rationale; press Refresh when it is done."
 
     @friendly
-    def open_worst(project_path, evt: gr.SelectData):
-        """Open the selected example in the Rationales tab, with filters that show it."""
-        from .rationales import filtered
+    def open_worst(project_path, key, evt: gr.SelectData):
+        """Open the selected example in the Rationales tab, with filters (set, version) that show it."""
+        from .rationales import filtered, set_choices
         if not evt.row_value:
             raise gr.Error("Select a row of the worst examples.")
         store = open_store(project_path)
         video = store.video(evt.row_value[0])
-        choices = filtered(store, "all", video["split"], "all", project.prompt(store, "rationale")["id"])
+        prompt_id, model = key.split("|", 1) if key else (project.prompt(store, "rationale")["id"], "")
+        rationale_set = model if rationale_import.is_imported(model) else ""
+        choices = filtered(store, "all", video["split"], "all", int(prompt_id), rationale_set)
         return (gr.Tabs(selected="rationales"), gr.Dropdown(value="all"), gr.Dropdown(value=video["split"]),
-                gr.Dropdown(value="all"), gr.Dropdown(choices=choices, value=video["id"]))
+                gr.Dropdown(value="all"), gr.Dropdown(choices=choices, value=video["id"]),
+                gr.Dropdown(choices=set_choices(store), value=rationale_set), gr.Dropdown(value=int(prompt_id)))
 
-    outputs = [generator, stats, histogram, worst]
+    outputs = [generator, stats, histogram, worst, judge_note, truth]
     generator.input(view, [project_state, generator], outputs, api_visibility="private")
     refresh_btn.click(view, [project_state, generator], outputs, api_name="quality")
     support_btn.click(score_support, [project_state, *header, generator], support_msg, api_name="score_support")
-    worst.select(open_worst, [project_state],
+    worst.select(open_worst, [project_state, generator],
                  [tabs, rationales_tab["class"], rationales_tab["split"], rationales_tab["flag"],
-                  rationales_tab["video"]], api_visibility="private")
+                  rationales_tab["video"], rationales_tab["set"], rationales_tab["version"]],
+                 api_visibility="private")
 
     def reload(project_path):
         return view(project_path, None)

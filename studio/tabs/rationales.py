@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from rbft import config as C
-from rbft import project, quality
+from rbft import project, quality, rationale_import
 from rbft.prompts import FIELDS, KINDS, PromptError, strip_classification
 
 from ..common import Context, friendly, start_job, header_settings, media_path, open_store
@@ -40,11 +40,20 @@ def matches(flag: str, video: dict, r: Optional[dict]) -> bool:
             "does not support its label": lambda: r["support_ok"] == 0,
             "rejected": lambda: r["status"] == "rejected",
             "edited or accepted": lambda: r["status"] in ("edited", "accepted"),
-            "not reviewed": lambda: r["status"] == "generated"}[flag]()
+            "not reviewed": lambda: r["status"] in ("generated", "imported")}[flag]()
 
 
-def filtered(store, cls: str, split: str, flag: str, prompt_id: int) -> list[tuple[str, str]]:
-    model = project.settings(store).model.model
+def set_model(store, rationale_set: Optional[str]) -> str:
+    """The model name a rationale set is stored under: an imported set's, or the project model's."""
+    return rationale_set or project.settings(store).model.model
+
+
+def set_choices(store) -> list[tuple[str, str]]:
+    return [("written by the project's model", "")] + [(n, n) for n in rationale_import.imported_sets(store)]
+
+
+def filtered(store, cls: str, split: str, flag: str, prompt_id: int, rationale_set: str = "") -> list[tuple[str, str]]:
+    model = set_model(store, rationale_set)
     by_video = rationales_by_video(store, prompt_id, model)
     videos = store.videos(split=None if split in (None, "all") else split,
                           label=None if cls in (None, "all") else cls)
@@ -60,7 +69,24 @@ def info_text(store, video: dict, r: Optional[dict], model: str, prompt_id: int)
     leak = "yes (the class name appears)" if quality.leaks_label(r["text"], video["label"]) else "no"
     support = {None: "not scored (Quality tab)", 1: "yes", 0: f"no (points to {r['support_pred']})"}[r["support_ok"]]
     return (f"{head}\n\nstatus **{r['status']}** · leaks the label: {leak} · supports its label: {support}"
-            f" · prompt v{version} · `{model}`")
+            f" · prompt v{version} · `{model}`" + claims_text(store, video, r["text"]))
+
+
+def claims_text(store, video: dict, text: str) -> str:
+    """In a testbed project (the sample is one), each claim of the rationale marked true or false
+    against the clip's event log: what a hallucinated rationale looks like."""
+    if not store.get_meta("testbed_task"):
+        return ""
+    from rbft.toyworld import truth, world   # only a testbed's clips have event logs
+    seed = truth.seed_of(video["path"])
+    if seed is None:
+        return ""
+    found = truth.claims(text, world.render(seed).events)
+    if not found:
+        return "\n\nAgainst the clip's event log: the rationale states no event that can be checked."
+    right = sum(c["true"] for c in found)
+    marks = " · ".join(("✅ " if c["true"] else "❌ ") + c["claim"] for c in found)
+    return f"\n\nAgainst the clip's event log, {right} of {len(found)} claims are true: {marks}"
 
 
 def frames_gallery(store, video: dict, frames: C.FrameConfig) -> list:
@@ -83,6 +109,18 @@ def build(ctx: Context, project_state: gr.State, header: list):
         split_f = gr.Dropdown(SPLITS, value="train", label="Split")
         flag_f = gr.Dropdown(FLAGS, value="all", label="Show")
         version = gr.Dropdown(label="Rationale prompt version", allow_custom_value=True)
+        rset = gr.Dropdown([("written by the project's model", "")], value="", label="Rationale set",
+                           allow_custom_value=True, elem_id="rationale-set")
+    with gr.Accordion("Import rationales from a file", open=False):
+        with gr.Row():
+            import_file = gr.File(label="CSV or JSONL: a column naming the video (video, file, path or id) and "
+                                        "one with its text (text or rationale); optionally source",
+                                  file_types=[".csv", ".jsonl", ".ndjson"], type="filepath", scale=3,
+                                  elem_id="import-file")
+            with gr.Column(scale=1):
+                import_source = gr.Textbox(label="Set name", placeholder="default: the file's name")
+                import_btn = gr.Button("Import", elem_id="import-rationales")
+        import_msg = gr.Markdown(elem_id="import-message")
     with gr.Row():
         prev_btn = gr.Button("◀ Previous", scale=0)
         video_dd = gr.Dropdown(label="Video", scale=3, allow_custom_value=True)
@@ -142,23 +180,24 @@ def build(ctx: Context, project_state: gr.State, header: list):
         return int(prompt_id) if prompt_id else project.prompt(store, "rationale")["id"]
 
     @friendly
-    def show(project_path, video_id, prompt_id, kind_value, template_text):
+    def show(project_path, video_id, prompt_id, kind_value, template_text, rationale_set=""):
         store = open_store(project_path)
         if not video_id:
             return None, [], "", "No video matches the filters.", preview(store, kind_value, template_text, None)
         prompt_id = current_prompt(store, prompt_id)
         cfg = project.settings(store)
         video = store.video(video_id)
-        r = rationales_by_video(store, prompt_id, cfg.model.model).get(video_id)
+        model = set_model(store, rationale_set)
+        r = rationales_by_video(store, prompt_id, model).get(video_id)
         text = r["text"] if r else ""
         return (media_path(ctx, store, video["path"]), frames_gallery(store, video, cfg.frames), text,
-                info_text(store, video, r, cfg.model.model, prompt_id),
+                info_text(store, video, r, model, prompt_id),
                 preview(store, kind_value, template_text, video, text))
 
     @friendly
-    def refresh_list(project_path, cls, split, flag, prompt_id, current):
+    def refresh_list(project_path, cls, split, flag, prompt_id, current, rationale_set=""):
         store = open_store(project_path)
-        choices = filtered(store, cls, split, flag, current_prompt(store, prompt_id))
+        choices = filtered(store, cls, split, flag, current_prompt(store, prompt_id), rationale_set)
         ids = [c[1] for c in choices]
         value = current if current in ids else (ids[0] if ids else None)
         return gr.Dropdown(choices=choices, value=value), position_text(ids, value)
@@ -167,21 +206,21 @@ def build(ctx: Context, project_state: gr.State, header: list):
         return f"{ids.index(value) + 1} of {len(ids)}" if value in ids else f"0 of {len(ids)}"
 
     @friendly
-    def step(project_path, cls, split, flag, prompt_id, current, delta):
+    def step(project_path, cls, split, flag, prompt_id, current, rationale_set, delta):
         store = open_store(project_path)
-        ids = [c[1] for c in filtered(store, cls, split, flag, current_prompt(store, prompt_id))]
+        ids = [c[1] for c in filtered(store, cls, split, flag, current_prompt(store, prompt_id), rationale_set)]
         if not ids:
             return gr.Dropdown(value=None), position_text(ids, None)
         i = (ids.index(current) + delta) % len(ids) if current in ids else 0
         return gr.Dropdown(value=ids[i]), position_text(ids, ids[i])
 
     @friendly
-    def review(project_path, video_id, prompt_id, text, status):
+    def review(project_path, video_id, prompt_id, text, rationale_set, status):
         store = open_store(project_path)
         if not video_id:
             raise gr.Error("Select a video first.")
         prompt_id = current_prompt(store, prompt_id)
-        model = project.settings(store).model.model
+        model = set_model(store, rationale_set)
         if video_id not in rationales_by_video(store, prompt_id, model):
             if status != "edited" or not (text or "").strip():
                 raise gr.Error("This video has no rationale from this prompt version yet: generate one, "
@@ -272,6 +311,27 @@ def build(ctx: Context, project_state: gr.State, header: list):
         return stats_df, rows_df
 
     @friendly
+    def import_rationales(project_path, file, source):
+        if not file:
+            raise gr.Error("Choose a CSV or JSONL file first.")
+        store = open_store(project_path)
+        try:
+            report = rationale_import.import_rationales(store, file, (source or "").strip() or Path(file).stem)
+        except ValueError as e:
+            raise gr.Error(str(e))
+        chosen = report.sets[0] if report.sets else ""
+        prompt_id = store.rationales(model=chosen)[0]["prompt_id"] if chosen else None
+        return ("```\n" + report.summary() + "\n```", gr.Dropdown(choices=set_choices(store), value=chosen),
+                gr.Dropdown(value=prompt_id) if prompt_id else gr.skip())
+
+    @friendly
+    def pick_set(project_path, rationale_set, prompt_id):
+        """An imported set lives under the prompt version it was imported with: show that version."""
+        store = open_store(project_path)
+        rows = store.rationales(model=rationale_set) if rationale_set else []
+        return gr.Dropdown(value=rows[0]["prompt_id"]) if rows else gr.skip()
+
+    @friendly
     def refresh(project_path, prompt_id):
         store = open_store(project_path)
         choices = version_choices(store)
@@ -281,22 +341,30 @@ def build(ctx: Context, project_state: gr.State, header: list):
                 gr.Dropdown(choices=choices, value=value), versions_table(store),
                 gr.Dropdown(choices=choices, value=ids[-1]), gr.Dropdown(choices=choices, value=ids[0]))
 
-    filters = [project_state, cls_f, split_f, flag_f, version, video_dd]
-    show_inputs = [project_state, video_dd, version, kind, template]
+    filters = [project_state, cls_f, split_f, flag_f, version, video_dd, rset]
+    show_inputs = [project_state, video_dd, version, kind, template, rset]
     show_outputs = [player, gallery, rationale, info, rendered]
     for f in (cls_f, split_f, flag_f, version):
         f.input(refresh_list, filters, [video_dd, position], api_visibility="private").then(
             show, show_inputs, show_outputs, api_visibility="private")
+    rset.input(pick_set, [project_state, rset, version], version, api_visibility="private").then(
+        refresh_list, filters, [video_dd, position], api_visibility="private").then(
+        show, show_inputs, show_outputs, api_visibility="private")
+    import_btn.click(import_rationales, [project_state, import_file, import_source], [import_msg, rset, version],
+                     api_name="import_rationales").then(
+        refresh_list, filters, [video_dd, position], api_visibility="private").then(
+        show, show_inputs, show_outputs, api_visibility="private")
     video_dd.change(show, show_inputs, show_outputs, api_name="show_video")
     video_dd.input(refresh_list, filters, [video_dd, position], api_visibility="private")
     prev_btn.click(lambda *a: step(*a, -1), filters, [video_dd, position], api_visibility="private")
     next_btn.click(lambda *a: step(*a, 1), filters, [video_dd, position], api_visibility="private")
-    save_btn.click(lambda p, v, pid, t: review(p, v, pid, t, "edited"),
-                   [project_state, video_dd, version, rationale], info, api_name="edit_rationale")
-    accept_btn.click(lambda p, v, pid, t: review(p, v, pid, t, "accepted"),
-                     [project_state, video_dd, version, rationale], info, api_name="accept_rationale")
-    reject_btn.click(lambda p, v, pid, t: review(p, v, pid, t, "rejected"),
-                     [project_state, video_dd, version, rationale], info, api_name="reject_rationale")
+    review_inputs = [project_state, video_dd, version, rationale, rset]
+    save_btn.click(lambda p, v, pid, t, rs: review(p, v, pid, t, rs, "edited"), review_inputs, info,
+                   api_name="edit_rationale")
+    accept_btn.click(lambda p, v, pid, t, rs: review(p, v, pid, t, rs, "accepted"), review_inputs, info,
+                     api_name="accept_rationale")
+    reject_btn.click(lambda p, v, pid, t, rs: review(p, v, pid, t, rs, "rejected"), review_inputs, info,
+                     api_name="reject_rationale")
     kind.input(load_template, [project_state, kind, video_dd, rationale], [template, fields, rendered],
                api_visibility="private")
     template.input(live_preview, [project_state, kind, template, video_dd, rationale], rendered,
@@ -317,9 +385,10 @@ def build(ctx: Context, project_state: gr.State, header: list):
         first = refresh(project_path, None)
         listing = refresh_list(project_path, "all", "train", "all", None, None)
         tmpl = load_template(project_path, "rationale", None, "")
-        return (*first, *listing, *tmpl)
+        sets = gr.Dropdown(choices=set_choices(open_store(project_path)), value="")
+        return (*first, *listing, *tmpl, sets)
 
-    reload_outputs = [*refresh_outputs, video_dd, position, template, fields, rendered]
+    reload_outputs = [*refresh_outputs, video_dd, position, template, fields, rendered, rset]
     return reload, reload_outputs, {"video": video_dd, "class": cls_f, "split": split_f, "flag": flag_f,
-                                    "version": version, "show": (show, show_inputs, show_outputs),
+                                    "version": version, "set": rset, "show": (show, show_inputs, show_outputs),
                                     "list": (refresh_list, filters, [video_dd, position])}
