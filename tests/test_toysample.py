@@ -41,3 +41,21 @@ def test_the_sample_opens_with_the_toy_models_rationales_and_they_are_true(toy_r
     other = [dict(r, seed=own[(i + 1) % len(own)]["seed"]) for i, r in enumerate(own)]
     assert truth["object_precision"] > 0.45
     assert tr.rationale_truth("floor", other)["object_precision"] < truth["object_precision"] - 0.2
+
+
+def test_the_sample_shows_truth_against_the_event_logs_in_the_studio(toy_ready, tmp_path, monkeypatch):
+    """The Quality tab's truth table and the Rationales tab's claims marked true or false."""
+    from studio.tabs.quality import truth_table
+    from studio.tabs.rationales import claims_text
+    monkeypatch.delenv("RBFT_DEFAULT_MODEL", raising=False)
+    sample.create_sample(tmp_path / "sample")
+    store = open_project(tmp_path / "sample")
+    assert store.get_meta("testbed_task") == "floor"
+    table = truth_table(store)
+    row = table.value["data"][0]
+    assert table.visible and row[0] == "toyworld" and row[2] == 48 and 0 <= row[3] <= 1
+    r = store.rationales(model="toyworld")[0]
+    text = claims_text(store, store.video(r["video_id"]), r["text"])
+    assert "Against the clip's event log" in text
+    if "claims are true" in text:
+        assert "✅" in text or "❌" in text
