@@ -324,7 +324,7 @@ def cmd_pool(args):
     elif args.action == "measure":
         if not args.truth:
             raise SystemExit("error: pool measure needs --truth FILE (path,label: the pool's hidden labels)")
-        m = pool.measure(store, _need_run(run, store), pool.read_truth(args.truth))
+        m = pool.measure(store, _need_run(run, store), pool.read_truth(args.truth), targets=tuple(args.targets))
         print(pool.format_measure(m))
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -600,6 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="export: the folder")
     c.add_argument("--truth", help="measure: CSV path,label with the pool's hidden true labels")
     c.add_argument("--json", help="measure: also write the numbers here")
+    c.add_argument("--targets", nargs="+", type=float, default=[0.9, 0.95],
+                   help="measure: the precision targets to check (default 0.9 0.95)")
 
     command("launcher", cmd_launcher, "start job processes from one warm process (what the studio runs; "
             "reads one JSON line per job on stdin)", project=False)
