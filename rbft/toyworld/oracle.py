@@ -29,11 +29,12 @@ def _false_event(e: dict, true: set, objects: list[str], rng: np.random.Generato
     return out
 
 
-def oracle_rationale(seed: int, p: float = 0.0) -> str:
-    """The clip's events in temporal order, round(p * n) of its n claims replaced by false ones."""
+def oracle_rationale(seed: int, p: float = 0.0, events: list[dict] | None = None) -> str:
+    """The clip's events in temporal order, round(p * n) of its n claims replaced by false ones
+    (pass the clip's `events` when they are at hand: rendering the clip again is the slow part)."""
     if not 0 <= p <= 1:
         raise ValueError(f"p is a share of claims, between 0 and 1, not {p}")
-    events = world.render(seed).events
+    events = world.render(seed).events if events is None else events
     rng = np.random.default_rng([seed, int(round(p * 1000))])
     true = set(world.facts(events))
     objects = sorted({e["object"] for e in events})

@@ -113,14 +113,15 @@ a share p of their event claims false). Pool clips go to pool.csv without a labe
     (out / "project.json").write_text(json.dumps({
         "domain": task.domain, "classes": task.classes, "task": name, "temporal": task.temporal,
         "rule": task.rule.__doc__, "sizes": {"train": train, "val": val, "test": test, "pool": pool}}, indent=2))
+    logs = {r["path"]: world.render(int(Path(r["path"]).stem)).events for r in rows if r["split"] == "train"}
     for p in ORACLE_SHARES:   # importable with `rationales import` / `benchmark --rationale-files`
         source = f"oracle_p{p:g}"
         with open(out / f"rationales_{source}.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["path", "text", "source"])
             writer.writeheader()
-            writer.writerows({"path": r["path"], "source": source,
-                              "text": oracle.oracle_rationale(int(Path(r["path"]).stem), p)}
-                             for r in rows if r["split"] == "train")
+            writer.writerows({"path": path, "source": source,
+                              "text": oracle.oracle_rationale(int(Path(path).stem), p, events)}
+                             for path, events in logs.items())
     if pooled:
         pooled.sort(key=lambda r: r["path"])   # by seed, not by class: the order says nothing
         for name_, with_label in (("pool.csv", False), ("pool_truth.csv", True)):
