@@ -1,6 +1,7 @@
 """The studio's public endpoints, driven with gradio_client the way a browser drives them:
 import, prompts, rationale generation and review, an experiment as a background job, results,
 downloads and prediction, on the tiny offline model."""
+import os
 import socket
 import time
 from pathlib import Path
@@ -37,6 +38,12 @@ def wait_idle(store, timeout=240):
     return store.jobs(limit=1)[0]
 
 
+def session(url: str, **kwargs) -> Client:
+    """A browser session of its own. On a busy 2-core CI machine a page can take more than
+    httpx's default 5 s to answer while a job trains, so it waits up to a minute."""
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 60}, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, tiny_root):
     """A running studio over an empty project, its client, and the projects folder."""
@@ -48,7 +55,7 @@ def studio(tmp_path_factory, tiny_root):
     project.save_settings(store, cfg)
     demo = create_app(path)
     _, url, _ = launch(demo, root, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
-    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    client = session(url, download_files=str(tmp_path_factory.mktemp("downloads")))
     yield client, path, root
     demo.close()
     job = jobs.active(store)   # a test that failed mid-job leaves no training process behind
@@ -176,7 +183,7 @@ def test_two_sessions_review_at_once(studio):
     store = open_project(path)
     prompt_id = store.prompts("rationale")[-1]["id"]
     videos = [r["video_id"] for r in store.rationales(prompt_id, "tiny:smolvlm")][:2]
-    sessions = [Client(client.src, verbose=False) for _ in videos]
+    sessions = [session(client.src) for _ in videos]
 
     def review(i):
         for n in range(8):
@@ -200,7 +207,7 @@ def test_experiment_job_live_view_and_results(studio, clips):
     assert "Started job-" in msg
     with pytest.raises(Exception, match="still running"):  # a second click does not start a second job
         client.predict(*train_args(), api_name="/run_experiment")
-    second = Client(client.src, verbose=False)  # another browser tab sees the same job
+    second = session(client.src)  # another browser tab sees the same job
     bar = second.predict(api_name="/job_status")[0]
     assert "experiment" in bar and ("running" in bar or "queued" in bar)
     job = wait_idle(store)
@@ -230,7 +237,7 @@ def test_experiment_job_live_view_and_results(studio, clips):
 def test_stop_and_resume_keep_finished_work(studio):
     client, path, _ = studio
     store = open_project(path)
-    second = Client(client.src, verbose=False)  # its own session: it asks while the job trains
+    second = session(client.src)  # its own session: it asks while the job trains
     msg = client.predict(*train_args(arms=["sft"], seeds="7", s2=40, every=0), api_name="/run_experiment")
     job_id = msg.split()[1].rstrip(":")
     first_progress(store, job_id)
@@ -244,14 +251,22 @@ def test_stop_and_resume_keep_finished_work(studio):
     resumed = store.jobs(limit=1)[0]   # the newest job
     assert resumed["id"] != job_id
     first_progress(store, resumed["id"])
-    # while the job trains, the page still answers at once (the work is in another process)
-    for endpoint, args in (("/quality", [None]), ("/results", [None]), ("/job_status", [])):
-        start = time.perf_counter()
-        second.predict(*args, api_name=endpoint)
-        elapsed = time.perf_counter() - start
-        print(f"{endpoint} answered in {elapsed:.3f} s while a job trains")
-        assert elapsed < 5.0, endpoint   # blocked by the job, it would wait for its steps
-    resumed = jobs.wait(store, resumed["id"], timeout_s=400)
+    resumed = store.job(resumed["id"])
+    try:
+        # the job trains in a process of its own, at a lower priority than the page's
+        assert resumed["pid"] != os.getpid()
+        if hasattr(os, "getpriority"):
+            assert os.getpriority(os.PRIO_PROCESS, resumed["pid"]) > os.getpriority(os.PRIO_PROCESS, 0)
+        assert jobs.active(store) is not None, "the job ended before the page was asked: nothing measured"
+        # so the page answers while it trains; a page that waited on the job would wait for all its steps
+        for endpoint, args in (("/quality", [None]), ("/results", [None]), ("/job_status", [])):
+            start = time.perf_counter()
+            second.predict(*args, api_name=endpoint)
+            elapsed = time.perf_counter() - start
+            print(f"{endpoint} answered in {elapsed:.3f} s while a job trains")
+            assert elapsed < 20.0, endpoint   # 0.1-7 s measured on 2 busy cores; waiting on the job, over a minute
+    finally:   # never leave the job running into the next test
+        resumed = jobs.wait(store, resumed["id"], timeout_s=400)
     assert resumed["status"] == "done", (resumed["error"], open(resumed["log"]).read()[-3000:])
     assert store.run(run["id"])["status"] == "done"
 
@@ -264,7 +279,7 @@ def first_progress(store, job_id, timeout=120):
 
 def test_open_or_create_another_project(studio):
     client, path, root = studio
-    other = Client(client.src, verbose=False)  # its own session: the first client keeps its project
+    other = session(client.src)  # its own session: the first client keeps its project
     dropdown = other.predict("field trial 2", api_name="/open_project")
     assert (root / "field trial 2" / "project.db").exists() and dropdown["value"] == "field trial 2"
     assert "field trial 2" in [c[0] for c in dropdown["choices"]] and "demo" in [c[0] for c in dropdown["choices"]]
