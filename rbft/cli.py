@@ -390,20 +390,17 @@ def cmd_toyworld(args):
     print(f"toy-world VLM trained: connector and LoRA in {adapter}, vision tower in {args.work}/sight, "
           f"base in {args.work}/base")
     if args.eval_clips:
-        from .project import open_project
-        from .toyworld.model import evaluate_captions, load_build
-        videos = open_project(Path(args.work) / "project").videos(split="test")[:args.eval_clips]
-        seeds = [int(Path(v["path"]).stem) for v in videos]
-        report = {}
-        for name, trained in (("untrained base", False), ("toy-world VLM", True)):
-            lm = load_build(args.work, trained)
-            report[name] = evaluate_captions(lm, seeds, cfg.num_frames, on_event=_sink(args))
-        (Path(args.work) / "eval.json").write_text(json.dumps(report, indent=2))
-        keys = [k for k in report["toy-world VLM"] if k not in ("examples", "clips")]
-        print(f"held-out clips: {len(seeds)}")
+        from .toyworld.model import evaluate_build
+        report = evaluate_build(args.work, args.eval_clips, tuple(args.compare or ()), num_frames=cfg.num_frames,
+                                on_event=_sink(args))
+        captions = {name: r for name, r in report.items() if name not in ("seeds", "motion read-out")}
+        keys = [k for k in report["toy-world VLM"] if k not in ("examples", "clips", "seconds")]
+        print(f"held-out clips: {args.eval_clips} (seeds {report['seeds'][0]}-{report['seeds'][-1]})")
         for k in keys:
-            print(f"  {k:<26}" + "".join(f"{name}: {r[k] if r[k] is None else round(r[k], 3)!s:<8}  "
-                                          for name, r in report.items()))
+            print(f"  {k:<26}" + "".join(f"{name}: {r.get(k) if r.get(k) is None else round(r[k], 3)!s:<8}  "
+                                          for name, r in captions.items()))
+        if "motion read-out" in report:
+            print(f"motion read-out at the language model's layer 10: {json.dumps(report['motion read-out'])}")
     if args.ship:
         from .toyworld.model import package
         print(f"trained parts and manifest written to {package(args.work, args.ship)}")
@@ -627,8 +624,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "trained on procedurally rendered clips and their exact captions (resumable)", project=False)
     c.add_argument("--work", required=True, help="work folder: base model, clips, project, checkpoints")
     c.add_argument("--eval-clips", type=int, default=0,
-                   help="then caption N held-out clips and score them against their event logs")
+                   help="then caption N held-out clips (seeds 800000 on, which no stage trains on) and score "
+                        "them against their event logs; models measured before on the same clips are kept")
     c.add_argument("--ship", help="then copy the trained parts and a manifest here (assets/toyworld ships them)")
+    c.add_argument("--compare", nargs="*", metavar="PARTS",
+                   help="with --eval-clips, also score the model assembled from these shipped parts (e.g. an "
+                        "earlier assets/toyworld) on the same clips")
     from .toyworld.model import BuildConfig
     add_config_args(c, BuildConfig, "", "build.")
 

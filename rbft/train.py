@@ -238,18 +238,24 @@ def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], f
     if last:
         on_event(Event("log", stage, message=f"{stage}: resuming from {Path(last).name}"))
     trainer.train(resume_from_checkpoint=last)
-    if trainer.is_world_process_zero():  # written aside, then renamed: a cut-off save is never "done"
+    if trainer.is_world_process_zero():
         per_step = events.seconds_per_step()
         stats = {**plan.as_dict(), "processes": trainer.args.world_size, "seconds_per_step": per_step,
                  "samples_per_s": plan.effective_batch / per_step if per_step else None,
                  "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None}
         (output_dir / STATS_FILE).write_text(json.dumps(stats, indent=2))
-        partial = output_dir / (ADAPTER_DIR + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        lm.model.save_pretrained(str(partial))
-        partial.rename(adapter_dir)
+        save_adapter(lm.model, output_dir)
     lm.model.eval()
     return adapter_dir
+
+
+def save_adapter(model, output_dir: Path) -> Path:
+    """Save a stage's adapter: written aside, then renamed, so that a cut-off save is never "done"."""
+    partial = output_dir / (ADAPTER_DIR + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(str(partial))
+    partial.rename(output_dir / ADAPTER_DIR)
+    return output_dir / ADAPTER_DIR
 
 
 def stage_stats(output_dir: str | Path) -> Optional[dict]:

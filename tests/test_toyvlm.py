@@ -54,8 +54,9 @@ def short_build(base, tmp_path_factory):
 
 @pytest.mark.slow  # a short toy-world build: minutes here
 def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(short_build):
-    """The vision tower learns patch truth first, then the connector alone, then the connector and
-    LoRA (eyes frozen); every stage's loss is logged, and a second call finds the work done."""
+    """The vision tower learns patch truth first, then the connector alone, then the connector, LoRA
+    and the tower on captions with the motion read-out beside; every stage's loss is logged, and a
+    second call finds the work done."""
     from safetensors import safe_open
 
     from rbft.toyworld.model import build
@@ -67,7 +68,8 @@ def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(sho
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
         names = list(f.keys())
     assert any("connector" in n for n in names) and any("lora_A" in n and "text_model" in n for n in names)
-    assert not any("vision_model" in n for n in names)  # frozen in the caption stage: shipped on its own
+    assert any("vision_model" in n for n in names)  # the caption stage trains the tower too (motion targets)
+    assert (work / "run" / "motion_head.pt").exists() and (work / "run" / "checkpoint-2" / "motion_head.pt").exists()
     again = []
     build(work, cfg, on_event=again.append)
     assert not [e for e in again if e.kind == "loss"]  # already trained: nothing redone

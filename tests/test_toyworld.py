@@ -68,3 +68,69 @@ def test_caption_scores_reward_truth_and_catch_hallucination():
     if truth.caption_scores(tw.caption(clip, 3), clip.events)["order_pairs"]:
         assert truth.caption_scores(reversed_text, clip.events)["order_right"] < \
             truth.caption_scores(tw.caption(clip, 3), clip.events)["order_right"]
+
+
+# ---- sight across time: the targets the caption stage reads from the language model's middle layer
+
+def _targets(seed):
+    from rbft.frames import uniform_indices
+    from rbft.toyworld import motion
+    clip = tw.render(seed, labels=True)
+    ids = uniform_indices(len(clip.frames), 8)
+    return clip, ids, motion.token_targets(clip, ids, side=4)
+
+
+def test_motion_targets_name_the_thing_each_token_shows_and_where_it_is():
+    from rbft.toyworld import motion
+    for seed in range(20):
+        clip, ids, t = _targets(seed)
+        classes, position = t["motion_classes"].numpy(), t["motion_position"].numpy()
+        assert classes.shape == (8 * 16, 4)
+        empty = classes[:, 0] == 0
+        assert (classes[empty, 3] == -100).all() and (t["motion_events"].numpy()[empty] == 0).all()
+        for i, f in enumerate(ids):
+            for token in np.nonzero(~empty[i * 16:(i + 1) * 16])[0]:
+                row = classes[i * 16 + token]
+                thing = next(th for th in clip.things if motion.COLORS.index(th["color"]) + 1 == row[0]
+                             and tw.SHAPES.index(th["shape"]) + 1 == row[1])
+                x, y, r, seen = clip.tracks[f"the {thing['size']} {thing['color']} {thing['shape']}"][f]
+                assert seen and motion.SIZES.index(thing["size"]) + 1 == row[2]
+                assert np.allclose(position[i * 16 + token], (x * 4, y * 4, r * 4))
+                # the token lies on the thing: its centre is within a token's reach of the region
+                col, line = token % 4, token // 4
+                assert abs(x * 4 - (col + 0.5)) < 0.5 + r * 4 and abs(y * 4 - (line + 0.5)) < 0.5 + r * 4
+
+
+def test_motion_targets_follow_the_trajectory_and_the_event_log():
+    """Direction since the previous seen frame, from the rendered track; each logged event on the
+    tokens of its thing in the first seen frame at or after it, and nowhere else."""
+    from rbft.toyworld import motion
+    checked = set()
+    for seed in range(60):
+        clip, ids, t = _targets(seed)
+        classes, events = t["motion_classes"].numpy(), t["motion_events"].numpy()
+        for k, thing in enumerate(clip.things):
+            name = f"the {thing['size']} {thing['color']} {thing['shape']}"
+            colour, shape = motion.COLORS.index(thing["color"]) + 1, tw.SHAPES.index(thing["shape"]) + 1
+            for i, f in enumerate(ids):
+                mine = np.nonzero((classes[i * 16:(i + 1) * 16, 0] == colour) &
+                                  (classes[i * 16:(i + 1) * 16, 1] == shape))[0] + i * 16
+                if not len(mine):
+                    continue
+                (x, y, *_), (px, py, _, was_seen) = clip.tracks[name][f], clip.tracks[name][ids[i - 1]]
+                if i and was_seen:
+                    assert (classes[mine, 3] == motion.DIRECTIONS.index(motion.direction(x - px, y - py))).all()
+                    if thing["behaviour"] == "still":
+                        assert (classes[mine, 3] == motion.DIRECTIONS.index("still")).all()
+                else:
+                    assert (classes[mine, 3] == -100).all()   # nothing seen before it to compare with
+                before = ids[i - 1] if i else -1
+                for j, kind in enumerate(motion.EVENTS):
+                    if kind in motion.ONGOING:
+                        continue
+                    logged = any(e["object"] == name and e["event"] == kind and before < e["t"] <= f
+                                 for e in clip.events)
+                    assert (events[mine, j] == logged).all(), (seed, name, kind, f)
+                    if logged:
+                        checked.add(kind)
+    assert {"bounces", "touches", "appears", "turns back", "speeds up"} <= checked

@@ -1,0 +1,112 @@
+"""Sight across time: what each image token should know about its thing, read inside the language model.
+
+SmolVLM's vision tower sees one frame at a time, so no target on the tower can teach motion. The
+language model is where the frames meet: with causal attention, an image token of frame i can look
+at every earlier frame. So the caption stage also asks, at one middle layer, each image token that
+shows a thing for that thing's truth: its colour, shape and size, where it is, which way it moved
+since the previous frame the model sees, and which logged events happened to it in between (a
+bounce, a touch, a turn back, an appearance, ...). The targets are dense (every token of every frame)
+where the caption gives one word per event, and they are read from the renderer's exact logs. The
+head that reads them is thrown away after training; the model keeps its SmolVLM architecture.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import world
+
+COLORS = list(world.COLORS)
+SIZES = ("small", "large")
+DIRECTIONS = ("still", "left", "right", "up", "down")
+EVENTS = ("bounces", "turns back", "speeds up", "stops at the edge", "touches", "passes close to", "appears",
+          "grows", "shrinks", "rotates")
+ONGOING = {"grows", "shrinks", "rotates"}   # logged once, true of every frame after the first
+STILL = 0.01          # canvas widths between two seen frames: less is standing still
+LAYER = 10            # of SmolLM2-135M's 30: frames have met, and 20 layers are left to put it in words
+N_POSITION = 3        # x, y, radius in tokens (a frame is side x side tokens)
+CLASS_KEYS = ("color", "shape", "size", "direction")
+N_OUT = len(COLORS) + 1 + len(world.SHAPES) + 1 + len(SIZES) + 1 + len(DIRECTIONS) + len(EVENTS) + N_POSITION
+
+
+def direction(dx: float, dy: float) -> str:
+    if math.hypot(dx, dy) < STILL:
+        return "still"
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
+
+
+def token_targets(clip: world.Clip, frame_ids: list[int], side: int = 4) -> dict:
+    """Per image token (frame-major, then row-major over a side x side grid): the thing it shows
+    (a quarter of its area or more; 0 none), that thing's truth, and what happened to it since the
+    previous seen frame. Ignored class targets are -100; `shown` marks tokens that show a thing."""
+    labels = clip.labels[frame_ids]                                    # (T, H, W)
+    t, h, _ = labels.shape
+    region = h // side
+    cells = labels.reshape(t, side, region, side, region).transpose(0, 1, 3, 2, 4).reshape(t, side * side, -1)
+    names = [f"the {th['size']} {th['color']} {th['shape']}" for th in clip.things]
+    counts = np.stack([(cells == k + 1).mean(-1) for k in range(len(names))], -1)   # (T, tokens, things)
+    which = np.where(counts.max(-1) >= 0.25, counts.argmax(-1), -1)
+    n = t * side * side
+    classes = np.full((n, len(CLASS_KEYS)), -100, np.int64)
+    classes[:, :3] = 0
+    events = np.zeros((n, len(EVENTS)), np.float32)
+    position = np.zeros((n, N_POSITION), np.float32)
+    for i, f in enumerate(frame_ids):
+        before = frame_ids[i - 1] if i else -1
+        for k, (thing, name) in enumerate(zip(clip.things, names)):
+            tokens = np.nonzero(which[i] == k)[0] + i * side * side
+            if not len(tokens):
+                continue
+            x, y, r, _ = clip.tracks[name][f]
+            classes[tokens, 0] = COLORS.index(thing["color"]) + 1
+            classes[tokens, 1] = world.SHAPES.index(thing["shape"]) + 1
+            classes[tokens, 2] = SIZES.index(thing["size"]) + 1
+            position[tokens] = (x * side, y * side, r * side)
+            if i and clip.tracks[name][before][3]:   # seen in the previous frame too: it moved this way
+                px, py, _, _ = clip.tracks[name][before]
+                classes[tokens, 3] = DIRECTIONS.index(direction(x - px, y - py))
+            for e in clip.events:
+                if e["object"] == name and e["event"] in EVENTS and before < e["t"] <= f:
+                    events[tokens, EVENTS.index(e["event"])] = 1
+            for kind in ONGOING:
+                if any(e["object"] == name and e["event"] == kind for e in clip.events) and i:
+                    events[tokens, EVENTS.index(kind)] = 1
+    return {"motion_classes": torch.from_numpy(classes), "motion_events": torch.from_numpy(events),
+            "motion_position": torch.from_numpy(position)}
+
+
+TARGET_KEYS = ("motion_classes", "motion_events", "motion_position")
+
+
+class MotionHead(nn.Module):
+    """A linear read-out of an image token's hidden state; the loss sums its targets' losses."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.linear = nn.Linear(hidden, N_OUT)
+
+    def split(self, out: torch.Tensor) -> dict:
+        sizes = [len(COLORS) + 1, len(world.SHAPES) + 1, len(SIZES) + 1, len(DIRECTIONS), len(EVENTS), N_POSITION]
+        parts = torch.split(out, sizes, dim=-1)
+        return dict(zip(("color", "shape", "size", "direction", "events", "position"), parts))
+
+    def loss(self, hidden: torch.Tensor, classes, events, position) -> torch.Tensor:
+        out = self.split(self.linear(hidden.float()))
+        ce = nn.functional.cross_entropy
+        total = sum(ce(out[key], classes[:, j], ignore_index=-100) for j, key in enumerate(CLASS_KEYS[:3]))
+        if (classes[:, 3] >= 0).any():
+            total = total + ce(out["direction"], classes[:, 3], ignore_index=-100)
+        shown = classes[:, 0] > 0
+        if shown.any():
+            total = total + nn.functional.binary_cross_entropy_with_logits(out["events"][shown], events[shown])
+            total = total + ((out["position"][shown] - position[shown]) ** 2).mean()
+        return total
+
+    @torch.no_grad()
+    def predict(self, hidden: torch.Tensor) -> dict:
+        return {k: v.argmax(-1) if k in CLASS_KEYS else v for k, v in self.split(self.linear(hidden.float())).items()}
