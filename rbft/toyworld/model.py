@@ -238,6 +238,7 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     sees words in the image and only has to learn to copy and order them."""
     from . import sight, world
     from ..frames import uniform_indices
+    from .motion import token_shares
     tower, connector = _module(lm, "vision_model"), _module(lm, "connector")
     side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR   # tokens per frame side
     xs, ys = [], []
@@ -246,13 +247,11 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
         ids = uniform_indices(len(clip.frames), cfg.num_frames)
         feats = tower(pixel_values=sight.pixels(clip.frames[ids]).to(lm.model.dtype)).last_hidden_state
         xs.append(connector.pixel_shuffle(feats, SCALE_FACTOR).float().flatten(0, 1))
-        region = VISION["image_size"] // side
-        labels = clip.labels[ids].reshape(len(ids), side, region, side, region).transpose(0, 1, 3, 2, 4)
-        labels = labels.reshape(len(ids) * side * side, -1)
+        shares = token_shares(clip.labels[ids], side, len(clip.things)).reshape(len(ids) * side * side, -1)
         words = [_word_vector(lm, f"{t['size']} {t['color']} {t['shape']}") for t in clip.things]
-        target = torch.zeros(len(labels), words[0].shape[0])
+        target = torch.zeros(len(shares), words[0].shape[0])
         for k, vector in enumerate(words):
-            share = torch.from_numpy((labels == k + 1).mean(1)).float()
+            share = torch.from_numpy(shares[:, k]).float()
             target += share[:, None].clamp(max=0.25) * 4 * vector   # a token a quarter covered or more: the words
         ys.append(target)
     x, y = torch.cat(xs), torch.cat(ys)
@@ -351,7 +350,8 @@ def load_build(work: str | Path, trained: bool = True):
     lm = models.load(ModelConfig(model=str(work / "base"), quantization="none"))
     if trained:
         load_vision(lm, work / "sight" / VISION_FILE)
-        lm.model = PeftModel.from_pretrained(lm.model, str(work / "run" / "adapter"))
+        # merged, as the shipped assembly is: LoRA's per-token float32 casts slow CPU decoding
+        lm.model = PeftModel.from_pretrained(lm.model, str(work / "run" / "adapter")).merge_and_unload()
         lm.model.eval()
     return lm
 
@@ -396,7 +396,7 @@ def _motion_classes():
         def __init__(self, *args, head, layer, image_token_id: int, weight: float, **kwargs):
             super().__init__(*args, **kwargs)
             self.head, self.image_token_id, self.weight, self.hidden = head, image_token_id, weight, None
-            layer.register_forward_hook(self.keep)
+            self.hook = layer.register_forward_hook(self.keep)
 
         def keep(self, module, inputs, output):
             self.hidden = output[0] if isinstance(output, tuple) else output
@@ -451,6 +451,7 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
         head=head, layer=_module(lm, "text_model").layers[LAYER], image_token_id=image_token_id, weight=weight)
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last)
+    trainer.hook.remove()
     del lm.model.motion_head
     torch.save(head.state_dict(), output_dir / HEAD_FILE)
     save_adapter(lm.model, output_dir)
@@ -479,7 +480,7 @@ def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens:
     for start in range(0, len(seeds), batch_size):
         chunk = seeds[start:start + batch_size]
         clips = [world.render(seed) for seed in chunk]
-        idx = uniform_indices(16, num_frames)
+        idx = uniform_indices(len(clips[0].frames), num_frames)
         texts = models.generate(lm, [DESCRIBE] * len(chunk),
                                 [Clip(c.frames[idx], c.fps, len(c.frames), idx) for c in clips], frames, gen)
         for seed, clip, text in zip(chunk, clips, texts):
@@ -551,11 +552,12 @@ def motion_readout(lm, head_file: Path, seeds: list[int], num_frames: int = 8) -
 HELD_OUT_SEEDS = 800_000   # caption-eval clips: no stage of any build trains on them
 
 
-def evaluate_build(work: str | Path, clips: int, compare: tuple = (), built: bool = True,
-                   num_frames: int = 8, on_event: EventSink = ignore) -> dict:
-    """Captions of `clips` held-out clips scored for the untrained base, the build (when `built`) with
-    its motion read-out, and the models assembled from each of `compare`'s shipped parts. Kept in
-    work/eval.json per model: a model measured on the same clips before is not measured again."""
+def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames: int = 8,
+                   on_event: EventSink = ignore) -> dict:
+    """Captions of `clips` held-out clips scored for the untrained base, the build with its motion
+    read-out, and the models assembled from each of `compare`'s shipped parts (named by their
+    manifest's digest, so that changed parts are measured anew). Kept in work/eval.json per model: a
+    model measured on the same clips before is not measured again."""
     from .. import models
     from ..config import ModelConfig
     work = Path(work)
@@ -564,11 +566,10 @@ def evaluate_build(work: str | Path, clips: int, compare: tuple = (), built: boo
     report = json.loads(path.read_text()) if path.exists() else {}
     if report.get("seeds") != seeds:
         report = {"seeds": seeds}
-    todo = [("untrained base", lambda: load_build(work, trained=False))]
-    if built:
-        todo.append(("toy-world VLM", lambda: load_build(work)))
-    todo += [(f"parts in {p}", lambda p=p: models.load(ModelConfig(model=str(model_dir(Path(p))),
-                                                                 quantization="none"))) for p in compare]
+    todo = [("untrained base", lambda: load_build(work, trained=False)), ("toy-world VLM", lambda: load_build(work))]
+    todo += [(f"parts in {p} ({_assembly_dir(Path(p)).name})",
+              lambda p=p: models.load(ModelConfig(model=str(model_dir(Path(p))), quantization="none")))
+             for p in compare]
     for name, load in todo:
         if name in report:
             continue

@@ -18,9 +18,7 @@ import torch
 from torch import nn
 
 from . import world
-
-COLORS = list(world.COLORS)
-SIZES = ("small", "large")
+from .sight import COLORS, SIZES
 DIRECTIONS = ("still", "left", "right", "up", "down")
 EVENTS = ("bounces", "turns back", "speeds up", "stops at the edge", "touches", "passes close to", "appears",
           "grows", "shrinks", "rotates")
@@ -40,17 +38,23 @@ def direction(dx: float, dy: float) -> str:
     return "down" if dy > 0 else "up"
 
 
-def token_targets(clip: world.Clip, frame_ids: list[int], side: int = 4) -> dict:
-    """Per image token (frame-major, then row-major over a side x side grid): the thing it shows
-    (a quarter of its area or more; 0 none), that thing's truth, and what happened to it since the
-    previous seen frame. Ignored class targets are -100; `shown` marks tokens that show a thing."""
-    labels = clip.labels[frame_ids]                                    # (T, H, W)
+def token_shares(labels: np.ndarray, side: int, things: int) -> np.ndarray:
+    """(T, side * side, things): the share of each image token's region (a side x side grid per
+    frame, row-major, as SmolVLM's pixel shuffle orders its tokens) that each thing covers."""
     t, h, _ = labels.shape
     region = h // side
     cells = labels.reshape(t, side, region, side, region).transpose(0, 1, 3, 2, 4).reshape(t, side * side, -1)
+    return np.stack([(cells == k + 1).mean(-1) for k in range(things)], -1)
+
+
+def token_targets(clip: world.Clip, frame_ids: list[int], side: int = 4) -> dict:
+    """Per image token (frame-major, then row-major over a side x side grid): the thing it shows
+    (a quarter of its area or more; colour 0 where none), that thing's truth, and what happened to
+    it since the previous seen frame. Ignored class targets are -100."""
     names = [f"the {th['size']} {th['color']} {th['shape']}" for th in clip.things]
-    counts = np.stack([(cells == k + 1).mean(-1) for k in range(len(names))], -1)   # (T, tokens, things)
-    which = np.where(counts.max(-1) >= 0.25, counts.argmax(-1), -1)
+    shares = token_shares(clip.labels[frame_ids], side, len(names))
+    which = np.where(shares.max(-1) >= 0.25, shares.argmax(-1), -1)
+    t = len(frame_ids)
     n = t * side * side
     classes = np.full((n, len(CLASS_KEYS)), -100, np.int64)
     classes[:, :3] = 0
