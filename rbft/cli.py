@@ -315,7 +315,8 @@ def cmd_pool(args):
         print(f"{args.video}: labelled {args.label!r} by a person; it is a training video now")
     elif args.action == "auto":
         run = _need_run(run, store)
-        t = pool.auto_accept(store, run, args.precision) if args.accept else pool.find_threshold(store, run, args.precision)
+        find = pool.auto_accept if args.accept else pool.find_threshold
+        t = find(store, run, args.precision, args.confidence)
         print(t.text())
         if args.accept and t.threshold is not None:
             print(f"accepted {t.pool_passing} pool videos as labelled by the model")
@@ -324,7 +325,8 @@ def cmd_pool(args):
     elif args.action == "measure":
         if not args.truth:
             raise SystemExit("error: pool measure needs --truth FILE (path,label: the pool's hidden labels)")
-        m = pool.measure(store, _need_run(run, store), pool.read_truth(args.truth), targets=tuple(args.targets))
+        m = pool.measure(store, _need_run(run, store), pool.read_truth(args.truth), targets=tuple(args.targets),
+                         confidence=args.confidence)
         print(pool.format_measure(m))
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -593,6 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--video", help="accept: the pool video")
     c.add_argument("--label", help="accept: its class")
     c.add_argument("--precision", type=float, default=0.95, help="auto: the precision target")
+    c.add_argument("--confidence", type=float, default=0.95,
+                   help="auto, measure: how sure the validation evidence must make the precision target (a "
+                        "lower confidence bound; 0.5: the plain share right; default 0.95)")
     c.add_argument("--accept", action="store_true", help="auto: accept the videos that pass (default: only say)")
     c.add_argument("--out", help="export: the folder")
     c.add_argument("--truth", help="measure: CSV path,label with the pool's hidden true labels")

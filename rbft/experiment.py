@@ -176,7 +176,7 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
             steps["stage2"] = budget.max_steps
         processes.wait_for_everyone()
         if not main:
-            del lm
+            lm = None   # dropped, not del'd: validate's closure reads it
             gc.collect()
             return None
         metrics, rows = evaluate(store, lm, "test", cfg.frames, on_event=emit, stage=f"{arm}/test")
@@ -190,7 +190,7 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
         store.finish_run(run_id, metrics)
         emit(Event("done", arm, message=f"{arm} seed {seed}: accuracy {metrics['accuracy']:.3f}, "
                                          f"macro-F1 {metrics['macro_f1']:.3f}"))
-        del lm  # release the model before the next arm loads its own
+        lm = None  # release the model before the next arm loads its own
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -203,13 +203,13 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
         raise
 
 
-def check_memory(cfg: ExperimentConfig, training: bool) -> Optional[float]:
-    """Refuse, before any load, a recommended model that will not fit here (presets.WontFit)."""
+def check_generation_memory(cfg: ExperimentConfig) -> Optional[float]:
+    """Refuse, before any load, generation with a recommended model that will not fit here
+    (presets.WontFit). Training is checked by budget.check, which knows the steps too."""
     from .presets import check_fits
     device = models.pick_device(cfg.model.device)
-    batch = max(cfg.stage1.batch_size, cfg.stage2.batch_size) if training else cfg.generation.batch_size
     return check_fits(cfg.model.model, device, models.use_4bit(cfg.model, device), cfg.frames.num_frames,
-                      batch, training=training)
+                      cfg.generation.batch_size, training=False)
 
 
 def run_experiment(store: Store, cfg: ExperimentConfig, name: Optional[str] = None,

@@ -57,10 +57,10 @@ def _try_videos(store: Store, n: int, split: str) -> list[str]:
 
 def _do_generate(store: Store, params: dict, emit: EventSink) -> dict:
     from . import models
-    from .experiment import check_memory
+    from .experiment import check_generation_memory
     from .rationales import generate_rationales
     cfg = _config(params)
-    check_memory(cfg, training=False)
+    check_generation_memory(cfg)
     video_ids = params.get("video_ids")
     if params.get("limit"):
         video_ids = _try_videos(store, int(params["limit"]), params.get("split", "train"))

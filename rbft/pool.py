@@ -5,16 +5,20 @@ go back into training and out to other tools.
 Pool videos are imported without a label (`data.ingest(..., pool=True)`: split "pool"). Labelling
 stores, per video and run, the class probabilities, the prediction, its confidence (the top
 probability) and margin (top minus second), and on request the model's rationale. The run's
-validation videos are scored along with them, which is what a confidence threshold is chosen on.
+validation videos are scored along with them, which is what a confidence threshold is chosen on:
+the lowest whose validation evidence makes the precision target sure (a lower confidence bound, not
+the share right among a handful of videos).
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Optional
 
 from . import models, project
@@ -104,48 +108,70 @@ def accept(store: Store, video_id: str, label: str, run_id: Optional[str] = None
 class Threshold:
     run_id: str
     target: float
-    threshold: Optional[float]      # None: no threshold reaches the target on validation
+    confidence: float               # how sure the validation evidence must make us of the target
+    threshold: Optional[float]      # None: no threshold's evidence reaches the target on validation
     val_n: int                      # validation videos scored
-    val_passing: int                # of them at or above the threshold
+    val_passing: int                # at or above the threshold (or the best candidate's, when none reaches)
     val_precision: Optional[float]  # measured precision of those
+    val_lower: Optional[float]      # its lower bound at `confidence`: what the threshold is chosen on
     pool_passing: int               # pool videos at or above it, still unlabelled
 
     def text(self) -> str:
+        sure = f"{self.confidence:.0%} sure"
         if self.threshold is None:
-            return (f"No confidence threshold reaches precision {self.target:.2f} on the {self.val_n} validation "
-                    f"videos of {self.run_id}: review by hand, or train a better model first.")
+            best = (f" The best evidence: {self.val_passing} most confident, {self.val_precision:.3f} right, which "
+                    f"makes precision {self.val_lower:.3f} or more, {sure}." if self.val_passing else "")
+            return (f"No confidence threshold reaches precision {self.target:.2f} ({sure}) on the {self.val_n} "
+                    f"validation videos of {self.run_id}.{best} Review by hand, add validation videos, or "
+                    "train a better model first.")
         return (f"Threshold {self.threshold:.3f}: on the validation split, {self.val_passing} of {self.val_n} "
-                f"videos are at or above it and {self.val_precision:.3f} of them are right (target "
-                f"{self.target:.2f}). {self.pool_passing} pool videos pass it.")
+                f"videos are at or above it and {self.val_precision:.3f} of them are right, so precision is "
+                f"{self.val_lower:.3f} or more ({sure}; target {self.target:.2f}). {self.pool_passing} pool "
+                "videos pass it.")
 
 
-def find_threshold(store: Store, run_id: str, target: float) -> Threshold:
+def precision_lower_bound(right: int, n: int, confidence: float) -> float:
+    """One-sided Wilson score bound: precision is at least this, `confidence` sure. A few right
+    videos are weak evidence (3 of 3 right: 0.53 at 95%), which is what stops a threshold that rests
+    on them from accepting a pool; confidence 0.5 gives the plain share right."""
+    z = NormalDist().inv_cdf(confidence)
+    p = right / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def find_threshold(store: Store, run_id: str, target: float, confidence: float = 0.95) -> Threshold:
     """The lowest confidence threshold whose predictions on the validation split reach the target
-    precision (the most pool videos it can accept), measured, not assumed."""
+    precision, `confidence` sure (the most pool videos it can accept on that evidence): measured,
+    not assumed."""
     if not 0 < target <= 1:
         raise ValueError("the precision target is a number between 0 and 1, such as 0.95")
+    if not 0.5 <= confidence < 1:
+        raise ValueError("the confidence in the evidence is at least 0.5 and below 1, such as 0.95")
     val = store.pool_predictions(run_id, split="val")
     if not val:
         raise ValueError(f"{run_id} has not scored the validation split: label the pool with it first "
                          "(and the project needs validation videos)")
     ranked = sorted(val, key=lambda r: -r["confidence"])
-    best, right = None, 0
+    candidates, right = [], 0   # (lower bound, threshold, passing, precision), one per distinct confidence
     for i, r in enumerate(ranked, 1):
         right += r["pred"] == r["label"]
-        last_of_tie = i == len(ranked) or ranked[i]["confidence"] < r["confidence"]
-        if last_of_tie and right / i >= target:
-            best = (r["confidence"], i, right / i)
-    pool = store.pool_predictions(run_id)
-    if best is None:
-        return Threshold(run_id, target, None, len(val), 0, None, 0)
-    passing = sum(r["confidence"] >= best[0] for r in pool)
-    return Threshold(run_id, target, best[0], len(val), best[1], best[2], passing)
+        if i == len(ranked) or ranked[i]["confidence"] < r["confidence"]:
+            candidates.append((precision_lower_bound(right, i, confidence), r["confidence"], i, right / i))
+    reaching = [c for c in candidates if c[0] >= target]
+    if not reaching:
+        lower, _, passing, precision = max(candidates)
+        return Threshold(run_id, target, confidence, None, len(val), passing, precision, lower, 0)
+    lower, threshold, passing, precision = reaching[-1]
+    pool_passing = sum(r["confidence"] >= threshold for r in store.pool_predictions(run_id))
+    return Threshold(run_id, target, confidence, threshold, len(val), passing, precision, lower, pool_passing)
 
 
-def auto_accept(store: Store, run_id: str, target: float) -> Threshold:
+def auto_accept(store: Store, run_id: str, target: float, confidence: float = 0.95) -> Threshold:
     """Accept every pool video at or above the threshold as labelled by the model, and store the
     threshold with its evidence."""
-    t = find_threshold(store, run_id, target)
+    t = find_threshold(store, run_id, target, confidence)
     accepted = 0
     if t.threshold is not None:
         for r in store.pool_predictions(run_id):
@@ -241,7 +267,7 @@ def read_truth(path: str | Path) -> dict[str, str]:
 
 
 def measure(store: Store, run_id: str, truth_by_name: dict[str, str], targets=(0.9, 0.95),
-            accuracies=(0.9, 0.95, 1.0)) -> dict:
+            accuracies=(0.9, 0.95, 1.0), confidence: float = 0.95) -> dict:
     """Against the pool's hidden labels, without accepting anything: for each precision target, the
     threshold found on validation, the share of the pool it accepts and how precise that is; and how
     many person reviews reach a given label accuracy over the pool in uncertainty order vs a random one."""
@@ -252,7 +278,7 @@ def measure(store: Store, run_id: str, truth_by_name: dict[str, str], targets=(0
         raise ValueError("no pool video of this run matches the truth file's names")
     out = {"run_id": run_id, "pool": len(rows), "targets": [], "reviews": []}
     for target in targets:
-        t = find_threshold(store, run_id, target)
+        t = find_threshold(store, run_id, target, confidence)
         passing = [r for r in rows if t.threshold is not None and r["confidence"] >= t.threshold]
         right = sum(r["pred"] == truth[r["video_id"]] for r in passing)
         out["targets"].append({**asdict(t), "accepted": len(passing), "share": len(passing) / len(rows),
@@ -264,15 +290,20 @@ def measure(store: Store, run_id: str, truth_by_name: dict[str, str], targets=(0
 
 def format_measure(m: dict) -> str:
     lines = [f"Pool of {m['pool']} videos labelled by `{m['run_id']}`.", "",
-             "| precision target | threshold (validation) | validation precision | accepted from the pool | "
-             "share of the pool | precision on the pool (true labels) |", "|---|---|---|---|---|---|"]
+             "| precision target | threshold (validation) | validation precision | its lower bound | accepted from "
+             "the pool | share of the pool | precision on the pool (true labels) |", "|---|---|---|---|---|---|---|"]
     for t in m["targets"]:
+        sure = f"{t['confidence']:.0%}"
         if t["threshold"] is None:
-            lines.append(f"| {t['target']:.2f} | none reaches it ({t['val_n']} validation videos) | - | 0 | 0 | - |")
+            best = (f"best: {t['val_precision']:.3f} ({t['val_passing']} of {t['val_n']}) | {t['val_lower']:.3f} "
+                    f"({sure})" if t["val_passing"] else "- | -")
+            lines.append(f"| {t['target']:.2f} | none reaches it ({t['val_n']} validation videos) | {best} | 0 | 0 "
+                         "| - |")
             continue
         pool_p = f"{t['pool_precision']:.3f}" if t["pool_precision"] is not None else "-"
         lines.append(f"| {t['target']:.2f} | {t['threshold']:.3f} | {t['val_precision']:.3f} ({t['val_passing']} of "
-                     f"{t['val_n']}) | {t['accepted']} | {t['share']:.2f} | {pool_p} |")
+                     f"{t['val_n']}) | {t['val_lower']:.3f} ({sure}) | {t['accepted']} | {t['share']:.2f} | "
+                     f"{pool_p} |")
     lines += ["", "| pool label accuracy to reach | model alone | reviews, most uncertain first | "
               "reviews, random order (mean of 20) |", "|---|---|---|---|"]
     for r in m["reviews"]:

@@ -113,13 +113,37 @@ def test_the_threshold_is_the_lowest_confidence_that_reaches_the_precision_on_va
     ingest(store, make_dataset(tmp_path / "d", per_class=10, motions=("left", "right"), size=48, n_frames=8))
     # by confidence: 0.99 ok, 0.95 ok, 0.9 wrong, 0.8 ok   -> precision 1, 1, 0.667, 0.75
     run_id = _val_predictions(store, [(0.95, True), (0.8, True), (0.99, True), (0.9, False)])
-    t = pool.find_threshold(store, run_id, 0.95)
-    assert (t.threshold, t.val_passing, t.val_precision) == (0.95, 2, 1.0)
-    t = pool.find_threshold(store, run_id, 0.7)
+    share = 0.5   # no bound: the share right decides
+    t = pool.find_threshold(store, run_id, 0.95, share)
+    assert (t.threshold, t.val_passing, t.val_precision, t.val_lower) == (0.95, 2, 1.0, 1.0)
+    t = pool.find_threshold(store, run_id, 0.7, share)
     assert (t.threshold, t.val_passing, t.val_precision) == (0.8, 4, 0.75)
-    assert pool.find_threshold(store, run_id, 1.0).threshold == 0.95
+    assert pool.find_threshold(store, run_id, 1.0, share).threshold == 0.95
     with pytest.raises(ValueError, match="between 0 and 1"):
         pool.find_threshold(store, run_id, 95)
+    with pytest.raises(ValueError, match="at least 0.5"):
+        pool.find_threshold(store, run_id, 0.9, 0.2)
+
+
+def test_a_threshold_on_a_few_right_videos_is_not_enough_evidence(store, tmp_path):
+    """The pool benchmark's failure: a threshold resting on 3 validation videos (2 right) accepted
+    pool labels of which 1 in 4 was right. By default the precision's 95% lower bound must reach
+    the target, so thin evidence accepts nothing and says why; more right videos do."""
+    from rbft.synthetic import make_dataset
+    ingest(store, make_dataset(tmp_path / "d", per_class=40, motions=("left", "right"), size=32, n_frames=4))
+    assert pool.precision_lower_bound(3, 3, 0.95) == pytest.approx(0.526, abs=1e-3)
+    assert pool.precision_lower_bound(2, 3, 0.5) == pytest.approx(2 / 3)
+    few = _val_predictions(store, [(0.9, True), (0.8, True), (0.7, False)] + [(0.1, False)] * 5)
+    t = pool.find_threshold(store, few, 0.6)
+    assert t.threshold is None and t.pool_passing == 0
+    assert (t.val_passing, t.val_precision) == (2, 1.0) and t.val_lower == pytest.approx(0.425, abs=1e-3)
+    assert "No confidence threshold reaches precision 0.60 (95% sure)" in t.text()
+    assert "2 most confident, 1.000 right" in t.text()
+    assert pool.find_threshold(store, few, 0.6, 0.5).threshold == 0.7   # the old rule took it
+    many = _val_predictions(store, [(0.9, True)] * 12 + [(0.5, False)] * 4)
+    t = pool.find_threshold(store, many, 0.8)
+    assert (t.threshold, t.val_passing) == (0.9, 12) and t.val_lower == pytest.approx(0.816, abs=1e-3)
+    assert "precision is 0.816 or more (95% sure; target 0.80)" in t.text()
 
 
 def test_auto_accept_marks_labels_as_the_models_and_keeps_the_evidence(store, dataset, tmp_path):
@@ -131,7 +155,7 @@ def test_auto_accept_marks_labels_as_the_models_and_keeps_the_evidence(store, da
     store.save_pool_predictions(run_id, [
         {"video_id": v["id"], "pred": "left", "scores": {"left": c}, "confidence": c, "margin": c, "rationale": None}
         for v, c in zip(pooled, (0.95, 0.5, 0.91))])
-    t = pool.auto_accept(store, run_id, 0.9)
+    t = pool.auto_accept(store, run_id, 0.9, confidence=0.5)   # one validation video: the share right
     assert t.threshold == 0.9 and t.pool_passing == 2
     assert store.label_sources("train")["model"] == 2 and len(store.videos(split="pool")) == 1
     kept = store.auto_accepts()[-1]

@@ -327,8 +327,8 @@ def test_label_tab_labels_the_pool_and_a_person_works_through_it(studio, clips, 
     after = client.predict(base, "all classes", 0, 1, current, api_name="/pool_accept")
     assert "2 left" in after[1] and after[3] != current
     assert store.video(current)["label_source"] == "person" and store.video(current)["split"] == "train"
-    evidence = client.predict(base, 0.95, api_name="/pool_threshold")
-    assert "validation" in evidence
+    evidence = client.predict(base, 0.95, 0.9, api_name="/pool_threshold")
+    assert "validation" in evidence and "(90% sure" in evidence
     files = client.predict(base, api_name="/pool_export")
     assert sorted(Path(f).name for f in files) == ["label_studio_config.xml", "label_studio_tasks.json",
                                                    "labels.csv", "labels.jsonl"]

@@ -56,6 +56,8 @@ def build(ctx: Context, project_state: gr.State):
     with gr.Accordion("Accept automatically above a precision target", open=False):
         with gr.Row():
             target = gr.Number(value=0.95, label="Precision target", minimum=0.01, maximum=1.0, scale=1)
+            sure = gr.Number(value=0.95, label="How sure (the evidence's lower bound)", minimum=0.5, maximum=0.999,
+                             scale=1)
             find_btn = gr.Button("Find the threshold on the validation split", scale=2)
             auto_btn = gr.Button("Accept those that pass", variant="stop", scale=1)
         evidence = gr.Markdown(elem_id="pool-evidence")
@@ -138,14 +140,14 @@ def build(ctx: Context, project_state: gr.State):
         return _view(project_path, choice, pred, lo, hi, row[0] if row else None)
 
     @friendly
-    def threshold(project_path, choice, precision):
+    def threshold(project_path, choice, precision, confidence):
         store = open_store(project_path)
-        return pool.find_threshold(store, run_id_of(store, choice), float(precision)).text()
+        return pool.find_threshold(store, run_id_of(store, choice), float(precision), float(confidence)).text()
 
     @friendly
-    def auto(project_path, choice, precision):
+    def auto(project_path, choice, precision, confidence):
         store = open_store(project_path)
-        t = pool.auto_accept(store, run_id_of(store, choice), float(precision))
+        t = pool.auto_accept(store, run_id_of(store, choice), float(precision), float(confidence))
         done = (f"\n\n**Accepted {t.pool_passing} pool videos** as labelled by the model (marked as automatic; "
                 "the threshold and its evidence are kept in the project)." if t.threshold is not None else "")
         return t.text() + done
@@ -163,8 +165,8 @@ def build(ctx: Context, project_state: gr.State):
     other_btn.click(decide, [*filters, current, other], view_outputs, api_name="pool_label_as")
     skip_btn.click(skip, [*filters, current], view_outputs, api_name="pool_skip")
     queue_table.select(pick, filters, view_outputs, api_visibility="private")
-    find_btn.click(threshold, [project_state, run, target], evidence, api_name="pool_threshold")
-    auto_btn.click(auto, [project_state, run, target], evidence, api_name="pool_auto_accept")
+    find_btn.click(threshold, [project_state, run, target, sure], evidence, api_name="pool_threshold")
+    auto_btn.click(auto, [project_state, run, target, sure], evidence, api_name="pool_auto_accept")
     export_btn.click(export, [project_state, run], files, api_name="pool_export")
 
     @friendly
