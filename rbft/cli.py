@@ -484,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="the model that wrote them (default: the newest used)")
     c.add_argument("--score-support", action="store_true",
                    help="score label support: does the rationale alone point to its class?")
-    c.add_argument("--scorer", help="the judge: the model that scores support (default: the one that wrote them; "
-                   "for an imported set, the project's model)")
+    c.add_argument("--scorer", help="the judge: the model that scores support, a VLM or a text-only chat model "
+                   "(default: the one that wrote them; for an imported set, the project's model)")
     c.add_argument("--json", action="store_true", help="print everything as JSON")
 
     c = command("rationales", cmd_rationales, "list the project's rationale sets, or import one from a CSV/JSONL "

@@ -103,8 +103,53 @@ def detect_family(model_type: str) -> Family:
     if model_type not in FAMILIES:
         raise ModelLoadError(f"model type {model_type!r} is not supported; supported families: "
                              f"Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM/SmolVLM2 "
-                             f"(model types {', '.join(FAMILIES)})")
+                             f"(model types {', '.join(FAMILIES)}). A text-only chat model can judge label "
+                             "support (`stats --score-support --scorer MODEL`, the Quality tab's judge), "
+                             "but it cannot watch videos or be trained here")
     return FAMILIES[model_type]
+
+
+def is_text_only(config) -> bool:
+    return getattr(config, "vision_config", None) is None
+
+
+class TextProcessor:
+    """A text-only chat model's tokenizer behind a processor's face, so that a judge's prompts go
+    through the same encode and score path as a VLM's. It reads text; a video is refused."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def apply_chat_template(self, messages: list[dict], **kwargs):
+        flat = []
+        for m in messages:
+            content = m["content"]
+            if not isinstance(content, str):
+                if any(part["type"] != "text" for part in content):
+                    raise ModelLoadError("a text-only model cannot watch a video: it can only judge label "
+                                         "support from a rationale's text")
+                content = "".join(part["text"] for part in content)
+            flat.append({**m, "content": content})
+        return self.tokenizer.apply_chat_template(flat, **kwargs)
+
+    def __call__(self, text=None, videos=None, return_tensors=None, **kwargs):
+        if videos is not None:
+            raise ModelLoadError("a text-only model cannot watch a video")
+        return self.tokenizer(text, return_tensors=return_tensors, **kwargs)
+
+
+def text_family(tokenizer) -> Family:
+    """A chat model's format, read from its chat template: the special token that closes an
+    assistant turn (<|im_end|>, <|eot_id|>, <end_of_turn>, ...); the tokenizer's end of text where
+    the template shows none."""
+    marker = "Xq7Answer"
+    shown = tokenizer.apply_chat_template([{"role": "user", "content": "Q"}, {"role": "assistant", "content": marker}],
+                                          tokenize=False)
+    after = shown[shown.rindex(marker) + len(marker):] if marker in shown else ""
+    special = set(tokenizer.all_special_ids)
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"]
+    end = next((tokenizer.convert_ids_to_tokens(i) for i in ids if i in special), tokenizer.eos_token)
+    return Family("text", end, "", "model", skip_quantization=("lm_head",))
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -173,25 +218,30 @@ def _load_config(source):
 
 
 def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool = False) -> LoadedModel:
-    """Base model (+ a LoRA adapter when given). With trainable=True the adapter's weights can be trained further."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+    """Base model (+ a LoRA adapter when given). With trainable=True the adapter's weights can be
+    trained further. A text-only chat model loads as a judge of label support, and nothing else."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
     source = resolve(cfg.model)
     config = _load_config(source)
-    family = detect_family(config.model_type)
+    text_only = is_text_only(config)
+    if text_only and adapter is not None:
+        raise ModelLoadError(f"{cfg.model!r} is a text-only model: it can judge label support, but it is not "
+                             "trained here, so it takes no adapter")
     device = pick_device(cfg.device)
     quantized = use_4bit(cfg, device)
-    kwargs = {"dtype": torch.bfloat16}
-    if quantized:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-            llm_int8_skip_modules=list(family.skip_quantization))
-    if device == "cuda":
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     try:
-        processor = AutoProcessor.from_pretrained(source)
-        model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        if text_only:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            if not tokenizer.chat_template:
+                raise ModelLoadError(f"{cfg.model!r} has no chat template: a judge must be a chat (instruct) model")
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            processor, family = TextProcessor(tokenizer), text_family(tokenizer)
+        else:
+            processor, family = AutoProcessor.from_pretrained(source), detect_family(config.model_type)
+        model_class = AutoModelForCausalLM if text_only else AutoModelForImageTextToText
+        model = model_class.from_pretrained(source, **_load_kwargs(family, device, quantized))
     except OSError as e:
         raise ModelLoadError(f"cannot load {cfg.model!r}: {str(e).splitlines()[0]}. {OFFLINE_HELP}") from None
     if adapter is not None:
@@ -201,6 +251,19 @@ def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool
         model.to("cpu")
     model.eval()
     return LoadedModel(model, processor, family, cfg.model, device, quantized)
+
+
+def _load_kwargs(family: Family, device: str, quantized: bool) -> dict:
+    from transformers import BitsAndBytesConfig
+    kwargs = {"dtype": torch.bfloat16}
+    if quantized:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            llm_int8_skip_modules=list(family.skip_quantization))
+    if device == "cuda":
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    return kwargs
 
 
 # ---- encoding ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from . import prompts
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "smolvlm")
+TEXT_FAMILIES = ("qwen2",)   # text-only chat models: judges of label support, never trained here
 TINY_PREFIX = "tiny:"
 RANDOM_PREFIX = "random:"   # random weights with a real model's dimensions: for timing, not for answers
 RANDOM_SHAPES = ("smolvlm-256m",)
@@ -78,6 +79,8 @@ def build_tiny(family: str, out_dir: str | Path, seed: int = 0) -> Path:
 
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
+    if family in TEXT_FAMILIES:
+        return build_tiny_text(family, out_dir, seed)
     if family in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
         tok = build_tokenizer(QWEN_SPECIALS, eos="<|im_end|>", pad="<|endoftext|>")
         ids = {k: tok.convert_tokens_to_ids(t) for k, t in [
@@ -134,12 +137,27 @@ def build_tiny(family: str, out_dir: str | Path, seed: int = 0) -> Path:
                                                      max_image_size={"longest_edge": side}),
             tokenizer=tok, image_seq_len=(side // patch) ** 2 // 4, chat_template=DEFAULT_CHAT_TEMPLATE)
     else:
-        raise ValueError(f"unknown family {family!r}; tiny models exist for {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown family {family!r}; tiny models exist for {', '.join(FAMILIES + TEXT_FAMILIES)}")
     model = tf.AutoModelForImageTextToText.from_config(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    (out_dir / "rbft_tiny.json").write_text(json.dumps({"family": family, "seed": seed}))
+    return out_dir
+
+
+def build_tiny_text(family: str, out_dir: Path, seed: int) -> Path:
+    """A tiny text-only chat model (Qwen2.5-Instruct's architecture, ChatML, <|im_end|> closing a
+    turn), loadable with AutoTokenizer / AutoModelForCausalLM: the judge a user may pick."""
+    import transformers as tf
+    tok = build_tokenizer(QWEN_SPECIALS[:3], eos="<|im_end|>", pad="<|endoftext|>")
+    tok.chat_template = QWEN_CHAT_TEMPLATE
+    model = tf.AutoModelForCausalLM.from_config(tf.Qwen2Config(**_text_config(tok)))
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
     (out_dir / "rbft_tiny.json").write_text(json.dumps({"family": family, "seed": seed}))
     return out_dir
 

@@ -174,6 +174,52 @@ def test_a_biased_judge_is_calibrated_and_a_blind_one_is_called_uninformative(pr
         quality.select(project.rationales(prompt_id, "import:x"), "supported")
 
 
+def test_a_text_only_chat_model_judges_support_through_the_cli(project, tmp_path, tiny, capsys):
+    """A text-only model (tiny Qwen2.5-Instruct architecture, its own tokenizer and chat template)
+    loads as a judge: it scores every rationale of a set, calibrated, and the stats name it. It
+    cannot watch a video, nor take an adapter: both say so."""
+    from rbft import models
+    from rbft import project as P
+    from rbft.config import FrameConfig, ModelConfig
+    notes = [{"video": v["id"], "text": f"The square slides to the {v['label']}."} for v in project.videos()]
+    rationale_import.import_rationales(project, write_csv(tmp_path / "notes.csv", notes))
+    judge = tiny("qwen2")
+    cli.main(["stats", "--project", str(project.root), "--model", "import:notes", "--score-support",
+              "--scorer", judge])
+    assert "support" in capsys.readouterr().out
+    prompt_id = P.prompt(project, "rationale")["id"]
+    rows = project.rationales(prompt_id, "import:notes")
+    assert len(rows) == len(notes) and all(r["support_probs"] and r["support_ok"] is not None for r in rows)
+    assert all(abs(sum(r["support_probs"].values()) - 1) < 1e-6 for r in rows)
+    overall = quality.stats(project, prompt_id, "import:notes")["overall"]
+    assert overall["judge"] == judge and overall["support_auc"] is not None
+    lm = models.load(ModelConfig(model=judge))
+    assert lm.family.end_of_turn == "<|im_end|>" and lm.family.name == "text"
+    with pytest.raises(models.ModelLoadError, match="cannot watch a video"):
+        models.encode(lm, "What happens?", world_clip(), FrameConfig(num_frames=2, max_side=32))
+    with pytest.raises(models.ModelLoadError, match="takes no adapter"):
+        models.load(ModelConfig(model=judge), adapter=tmp_path)
+
+
+def world_clip():
+    import numpy as np
+    from rbft.frames import Clip
+    return Clip(np.zeros((2, 32, 32, 3), np.uint8), 8.0, 2, [0, 1])
+
+
+def test_the_end_of_an_assistant_turn_is_read_from_the_chat_template():
+    """Llama 3 closes a turn with <|eot_id|>, not its end-of-text token: the option scores must end
+    where the model's answers end."""
+    from rbft.models import text_family
+    from rbft.testing import build_tokenizer
+    tok = build_tokenizer(["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|start_header_id|>",
+                           "<|end_header_id|>"], eos="<|end_of_text|>", pad="<|end_of_text|>")
+    tok.chat_template = ("<|begin_of_text|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
+                         "<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>{% endfor %}"
+                         "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+    assert text_family(tok).end_of_turn == "<|eot_id|>"
+
+
 def test_stage_one_trains_on_an_imported_set_and_the_run_records_it(project, tmp_path, tiny):
     from conftest import small_config
     from rbft.experiment import run_arm

@@ -73,9 +73,11 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
     with gr.Row():
         generator = gr.Dropdown(label="Rationales of", scale=3, allow_custom_value=True)
         refresh_btn = gr.Button("Refresh", scale=0)
+        judge_box = gr.Textbox(label="Judge (default: the header's model)", scale=2,
+                               placeholder="any VLM, or a text-only chat model: Hub id or local folder")
         support_btn = gr.Button("Score label support", scale=1)
     support_msg = gr.Markdown(
-        "Label support asks the model, from a rationale's text alone (no video), which class it points to. "
+        "Label support asks the judge, from a rationale's text alone (no video), which class it points to. "
         "A rationale that points elsewhere is what the 'supported' Stage I filter drops.")
     judge_note = gr.Markdown(elem_id="judge-note")
     stats = gr.Dataframe(headers=STAT_COLUMNS, interactive=False, label="Per class")
@@ -105,11 +107,13 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
                 worst_table(s), quality.judge_note(s["overall"]), truth_table(store))
 
     @friendly
-    def score_support(project_path, model, n_frames, side, key):
+    def score_support(project_path, model, n_frames, side, key, judge=""):
         if not key:
             raise gr.Error("There are no rationales to score yet: generate some in the Rationales tab.")
         store = open_store(project_path)
         cfg = header_settings(store, model, n_frames, side)
+        if judge and judge.strip():
+            cfg.model.model = judge.strip()
         prompt_id, written_by = key.split("|", 1)
         job_id = start_job(ctx, store, "support", {"config": C.to_dict(cfg), "prompt_id": int(prompt_id),
                                                 "model": written_by})
@@ -133,7 +137,8 @@ def build(ctx: Context, project_state: gr.State, header: list, rationales_tab: d
     outputs = [generator, stats, histogram, worst, judge_note, truth]
     generator.input(view, [project_state, generator], outputs, api_visibility="private")
     refresh_btn.click(view, [project_state, generator], outputs, api_name="quality")
-    support_btn.click(score_support, [project_state, *header, generator], support_msg, api_name="score_support")
+    support_btn.click(score_support, [project_state, *header, generator, judge_box], support_msg,
+                      api_name="score_support")
     worst.select(open_worst, [project_state, generator],
                  [tabs, rationales_tab["class"], rationales_tab["split"], rationales_tab["flag"],
                   rationales_tab["video"], rationales_tab["set"], rationales_tab["version"]],
