@@ -199,11 +199,13 @@ def test_measure_against_hidden_labels_says_precision_share_and_reviews(store, t
         rows.append({"video_id": by_name[name]["id"], "pred": pred, "scores": {pred: 0.95}, "confidence": 0.95,
                      "margin": 0.1 if pred != label else 0.5, "rationale": None})
     store.save_pool_predictions(run_id, rows)
-    m = pool.measure(store, run_id, truth)
+    m = pool.measure(store, run_id, truth, confidence=0.5)   # 6 validation videos: the share right decides
     at_90 = m["targets"][0]
     assert (at_90["threshold"], at_90["accepted"], at_90["share"]) == (0.9, 6, 1.0)
     assert at_90["pool_precision"] == pytest.approx(4 / 6)   # what validation promised, and what the pool gave
     full = m["reviews"][-1]
     assert full["by_uncertainty"] == 2 and full["random"] > 2
-    assert "| 0.90 | 0.900 |" in pool.format_measure(m)
+    assert "| 0.90 | 0.900 | 1.000 (6 of 6) | 1.000 (50%) |" in pool.format_measure(m)
     assert store.label_sources("train")["model"] == 0   # measuring accepts nothing
+    sure = pool.measure(store, run_id, truth)["targets"][0]   # 95% sure: 6 of 6 right is not enough for 0.9
+    assert sure["threshold"] is None and sure["accepted"] == 0 and sure["val_lower"] == pytest.approx(0.689, abs=1e-3)
