@@ -138,7 +138,10 @@ def build_tiny(family: str, out_dir: str | Path, seed: int = 0) -> Path:
             tokenizer=tok, image_seq_len=(side // patch) ** 2 // 4, chat_template=DEFAULT_CHAT_TEMPLATE)
     else:
         raise ValueError(f"unknown family {family!r}; tiny models exist for {', '.join(FAMILIES + TEXT_FAMILIES)}")
-    model = tf.AutoModelForImageTextToText.from_config(config)
+    return _save_tiny(tf.AutoModelForImageTextToText.from_config(config), processor, tok, family, seed, out_dir)
+
+
+def _save_tiny(model, processor, tok, family: str, seed: int, out_dir: Path) -> Path:
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(out_dir)
@@ -153,13 +156,8 @@ def build_tiny_text(family: str, out_dir: Path, seed: int) -> Path:
     import transformers as tf
     tok = build_tokenizer(QWEN_SPECIALS[:3], eos="<|im_end|>", pad="<|endoftext|>")
     tok.chat_template = QWEN_CHAT_TEMPLATE
-    model = tf.AutoModelForCausalLM.from_config(tf.Qwen2Config(**_text_config(tok)))
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    (out_dir / "rbft_tiny.json").write_text(json.dumps({"family": family, "seed": seed}))
-    return out_dir
+    return _save_tiny(tf.AutoModelForCausalLM.from_config(tf.Qwen2Config(**_text_config(tok))), tok, tok, family,
+                      seed, out_dir)
 
 
 def tiny_model_dir(family: str, cache_root: str | Path | None = None) -> Path:
