@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import memory, models, project
+from . import dtypes, memory, models, project
 from .config import ExperimentConfig, to_dict
 from . import presets
 from .presets import WontFit, preset
@@ -63,6 +63,7 @@ class Budget:
     model: str
     device: str
     quantized: bool
+    compute: dtypes.Choice
     clip: tuple[int, int]
     label_sequence: memory.Sequence
     rationale_sequence: memory.Sequence
@@ -91,18 +92,23 @@ class Budget:
         hints.append("a smaller model")
         return ", ".join(hints)
 
+    @property
+    def types(self) -> str:
+        return f"{'nf4 weights, ' if self.quantized else ''}{self.compute.name} compute"
+
     def refusal(self) -> str:
         where = "GPU memory" if self.device == "cuda" else "RAM"
         return (f"{self.model} needs about {self.estimate.gb:.1f} GB to train here ({self.peak_tokens} "
-                f"tokens per example, {self.estimate.batch} per forward, {'nf4' if self.quantized else 'bf16'}) but "
+                f"tokens per example, {self.estimate.batch} per forward, {self.types}) but "
                 f"{self.free_gb:.1f} GB of {where} is free. Try {self.advice()}.")
 
     def lines(self) -> list[str]:
         s, r, e = self.label_sequence, self.rationale_sequence, self.estimate
         where = "GPU" if self.device == "cuda" else "RAM"
-        out = [f"**{self.model}** on {self.device}, {'nf4' if self.quantized else 'bf16'}, "
+        out = [f"**{self.model}** on {self.device}, {self.types}, "
                f"gradient checkpointing {'on' if self.checkpointing else 'off'}; clips up to "
                f"{self.clip[0]}x{self.clip[1]} px",
+               f"- compute type {self.compute.reason}",
                f"- visual tokens: {s.visual_tokens_per_frame:.0f} per frame, {s.visual_tokens} per video "
                f"({s.patches} patches in the vision tower; from {self.tokens_from})",
                f"- sequence: {s.tokens} tokens with a label answer, {r.tokens} with a rationale answer",
@@ -212,6 +218,8 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Op
     dims = model_dims(cfg.model.model)
     device = device or models.pick_device(cfg.model.device)
     quantized = models.use_4bit(cfg.model, device)
+    compute = models.compute_type(cfg.model, device)
+    value_bytes = 4 if compute.name == "float32" else 2
     if free_gb is not None:
         free = free_gb
     else:
@@ -234,10 +242,11 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Op
         if str(tc.micro_batch) != "auto":
             micro = int(tc.micro_batch)
         elif device == "cuda":
-            micro = memory.largest_batch(dims, seq, free, quantized, effective, tc.lora_r, tc.lean, ckpt) or 1
+            micro = memory.largest_batch(dims, seq, free, quantized, effective, tc.lora_r, tc.lean, ckpt,
+                                         value_bytes=value_bytes) or 1
         else:
             micro = tc.batch_size
-        est = memory.estimate(dims, seq, micro, quantized, tc.lora_r, tc.lean, ckpt)
+        est = memory.estimate(dims, seq, micro, quantized, tc.lora_r, tc.lean, ckpt, value_bytes)
         if worst is None or est.gb > worst[0].gb:
             worst = (est, ckpt, seq)
         measured = measured_step(store, cfg.model.model, device, micro)
@@ -247,8 +256,9 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Op
         runs = len(seeds) * sum(name in stage_names[a] for a in trained)
         stages.append(StagePlan(name, runs, steps, effective, micro, per_step, measured is not None))
     if worst is None:   # zero-shot only: inference at the generation batch
-        worst = (memory.estimate(dims, label_seq, 1, quantized, lean=True, checkpointing=False), False, label_seq)
-    return Budget(cfg.model.model, device, quantized, (w, h), label_seq, rationale_seq, worst[0], free, worst[1],
+        worst = (memory.estimate(dims, label_seq, 1, quantized, lean=True, checkpointing=False,
+                                 value_bytes=value_bytes), False, label_seq)
+    return Budget(cfg.model.model, device, quantized, compute, (w, h), label_seq, rationale_seq, worst[0], free, worst[1],
                   stages, command_line(store, cfg, verb), tokens_from, worst[2].tokens)
 
 

@@ -31,6 +31,12 @@ def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str, dest_pref
         group.add_argument(flag, **kw)
 
 
+def add_dtype_arg(parser: argparse.ArgumentParser) -> None:
+    """--dtype for a command that loads a model outside the ModelConfig flags."""
+    from .dtypes import CHOICES
+    parser.add_argument("--dtype", choices=CHOICES, help="compute type (default: auto, the faster one here)")
+
+
 def add_experiment_args(parser: argparse.ArgumentParser, groups=tuple(GROUPS)) -> None:
     for name in groups:
         add_config_args(parser, type(getattr(C.ExperimentConfig(), name)), GROUPS[name], f"{name}.")
@@ -127,7 +133,7 @@ def cmd_stats(args):
         from .project import settings
         from .rationale_import import is_imported
         judge = args.scorer or (settings(store).model.model if is_imported(model) else model)
-        scorer = models.load(C.ModelConfig(model=judge))
+        scorer = models.load(C.ModelConfig(model=judge, dtype=args.dtype or "auto"))
         quality.score_support(store, scorer, prompt_id, model, on_event=_sink(args))
     s = quality.stats(store, prompt_id, model)
     if args.json:
@@ -168,6 +174,7 @@ def _load_for_run(store, args):
     if args.run:
         run = store.run(args.run)
         cfg = C.from_dict(C.ExperimentConfig, run["config"])
+        cfg.model.dtype = getattr(args, "model.dtype", None) or cfg.model.dtype
         adapter = run_adapter(store, args.run) if run["arm"] != "zero_shot" else None
         return models.load(cfg.model, adapter=adapter), cfg.frames
     cfg = build_config(args)
@@ -297,7 +304,7 @@ def cmd_pool(args):
     if args.action == "label":
         if not run:
             raise SystemExit("error: name the run that labels (--run RUN_ID, see `runs`) or --model for the base model")
-        result = pool.label_pool(store, run, rationale=args.rationale, on_event=_sink(args))
+        result = pool.label_pool(store, run, rationale=args.rationale, on_event=_sink(args), dtype=args.dtype)
         speed = f", {result['videos_per_min']:.1f} videos/min" if result["videos_per_min"] else ""
         print(f"labelled {result['pool']} pool videos and {result['val']} validation videos (for the threshold) "
               f"with {run} ({result['skipped']} done before){speed}")
@@ -394,9 +401,9 @@ def cmd_toyworld(args):
     if args.eval_clips:
         from .toyworld.model import evaluate_build
         report = evaluate_build(args.work, args.eval_clips, tuple(args.compare or ()), num_frames=cfg.num_frames,
-                                on_event=_sink(args))
+                                on_event=_sink(args), dtype=cfg.dtype)
         captions = {name: r for name, r in report.items() if name not in ("seeds", "motion read-out")}
-        keys = [k for k in report["toy-world VLM"] if k not in ("examples", "clips", "seconds")]
+        keys = [k for k in report["toy-world VLM"] if k not in ("examples", "clips", "seconds", "dtype")]
         print(f"held-out clips: {args.eval_clips} (seeds {report['seeds'][0]}-{report['seeds'][-1]})")
         for k in keys:
             print(f"  {k:<26}" + "".join(f"{name}: {r.get(k) if r.get(k) is None else round(r[k], 3)!s:<8}  "
@@ -487,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scorer", help="the judge: the model that scores support, a VLM or a text-only chat model "
                    "(default: the one that wrote them; for an imported set, the project's model)")
     c.add_argument("--json", action="store_true", help="print everything as JSON")
+    add_dtype_arg(c)
 
     c = command("rationales", cmd_rationales, "list the project's rationale sets, or import one from a CSV/JSONL "
                 "file (annotators' notes, a stronger model's output)", project=False)
@@ -587,6 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="status (default), label, queue, accept, auto, export or measure")
     c.add_argument("--run", help="the run that labels (a finished run's id; default: the last that labelled)")
     c.add_argument("--model", help="label with this base model instead of a run (zero-shot)")
+    add_dtype_arg(c)
     c.add_argument("--rationale", action="store_true", help="label: also write the model's rationale per video")
     c.add_argument("--pred", help="queue: only videos predicted as this class")
     c.add_argument("--min-confidence", type=float, default=0.0, help="queue: lowest confidence shown")

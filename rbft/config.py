@@ -22,8 +22,10 @@ class FrameConfig:
 class ModelConfig:
     model: str = _help("Hugging Face Hub id or local folder of a Qwen2-VL, Qwen2.5-VL, "
                        "Qwen3-VL or SmolVLM/SmolVLM2 model", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct")
-    quantization: str = _help("'auto' (4-bit nf4 QLoRA on CUDA, bf16 LoRA on CPU), 'nf4' or 'none'", "auto")
+    quantization: str = _help("'auto' (4-bit nf4 QLoRA on CUDA, LoRA in the compute type on CPU), 'nf4' or 'none'", "auto")
     device: str = _help("'auto', 'cuda' or 'cpu'", "auto")
+    dtype: str = _help("compute type: 'auto' (on CUDA bfloat16; on a CPU float32 unless bfloat16 is measured "
+                       "faster there), 'float32' or 'bfloat16'", "auto")
 
 
 @dataclass

@@ -187,19 +187,21 @@ def sequence_of(lm, features: dict) -> Sequence:
 
 
 def estimate(d: Dims, seq: Sequence, batch: int, quantized: bool, lora_r: int = 16, lean: bool = True,
-             checkpointing: bool = True) -> Estimate:
-    """Peak GPU memory (GB) of a LoRA training step at this micro batch."""
-    weights = d.lm_linear_params * (NF4_BYTES if quantized else 2) + d.other_params * 2
+             checkpointing: bool = True, value_bytes: int = 2) -> Estimate:
+    """Peak memory (GB) of a LoRA training step at this micro batch; `value_bytes` 2 for bfloat16
+    (fitted on the GPU), 4 for float32 (a CPU without native bf16: rbft.dtypes)."""
+    v = value_bytes
+    weights = d.lm_linear_params * (NF4_BYTES if quantized else v) + d.other_params * v
     lora = d.lora_params_per_rank * lora_r * LORA_BYTES
     if checkpointing:
         decoder = seq.tokens * (d.layers * d.hidden + DECODER_RECOMPUTE[0] * d.hidden
-                                + DECODER_RECOMPUTE[1] * d.intermediate) * 2
+                                + DECODER_RECOMPUTE[1] * d.intermediate) * v
     else:
-        decoder = seq.tokens * d.layers * (DECODER_LAYER[0] * d.hidden + DECODER_LAYER[1] * d.intermediate) * 2
+        decoder = seq.tokens * d.layers * (DECODER_LAYER[0] * d.hidden + DECODER_LAYER[1] * d.intermediate) * v
     logits = (seq.answer_tokens if lean else seq.tokens) * d.vocab * LOGIT_BYTES
-    vision = seq.patches * (VISION_FORWARD[0] * d.vision_hidden + VISION_FORWARD[1] * d.vision_intermediate) * 2
+    vision = seq.patches * (VISION_FORWARD[0] * d.vision_hidden + VISION_FORWARD[1] * d.vision_intermediate) * v
     if not lean:
-        vision += seq.patches * d.vision_layers * VISION_KEPT[checkpointing] * d.vision_hidden * 2
+        vision += seq.patches * d.vision_layers * VISION_KEPT[checkpointing] * d.vision_hidden * v
     per_sample = decoder + logits + vision
     parts = {"weights": weights / GB, "lora_and_adam": lora / GB, "decoder": batch * decoder / GB,
              "logits": batch * logits / GB, "vision": batch * vision / GB, "overhead": OVERHEAD_GB}
@@ -207,11 +209,11 @@ def estimate(d: Dims, seq: Sequence, batch: int, quantized: bool, lora_r: int = 
 
 
 def largest_batch(d: Dims, seq: Sequence, free_gb: float, quantized: bool, upto: int, lora_r: int = 16,
-                  lean: bool = True, checkpointing: bool = True, margin: float = 0.9) -> int:
+                  lean: bool = True, checkpointing: bool = True, margin: float = 0.9, value_bytes: int = 2) -> int:
     """The largest divisor of `upto` (the effective batch) whose estimate fits `margin` of what is free;
     0 when not even one sample fits."""
     fits = [b for b in range(1, upto + 1) if upto % b == 0
-            and estimate(d, seq, b, quantized, lora_r, lean, checkpointing).gb <= free_gb * margin]
+            and estimate(d, seq, b, quantized, lora_r, lean, checkpointing, value_bytes).gb <= free_gb * margin]
     return max(fits, default=0)
 
 

@@ -1,4 +1,4 @@
-"""Model families, loading (4-bit QLoRA on CUDA, bf16 on CPU), and the three things we ask of a VLM:
+"""Model families, loading (4-bit QLoRA on CUDA, the CPU's fast float type on CPU: rbft.dtypes), and the three things we ask of a VLM:
 encode a (video, prompt[, answer]) example, generate text, and score candidate answers.
 
 Every family goes through AutoProcessor / AutoModelForImageTextToText; what differs
@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import names
+from . import dtypes, names
 from .config import FrameConfig, GenerationConfig, ModelConfig
 from .frames import Clip
 from .testing import FAMILIES as TINY_FAMILIES, RANDOM_PREFIX, TINY_PREFIX, random_model_dir, tiny_model_dir
@@ -160,6 +160,13 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
+def compute_type(cfg: ModelConfig, device: str) -> dtypes.Choice:
+    try:
+        return dtypes.choose(cfg.dtype, device)
+    except dtypes.DtypeError as e:
+        raise ModelLoadError(str(e)) from None
+
+
 def use_4bit(cfg: ModelConfig, device: str) -> bool:
     if cfg.quantization not in ("auto", "nf4", "none"):
         raise ModelLoadError(f"quantization must be auto, nf4 or none, not {cfg.quantization!r}")
@@ -174,6 +181,11 @@ class LoadedModel:
     name: str
     device: str
     quantized: bool
+    compute: dtypes.Choice = dtypes.Choice("bfloat16", "bfloat16")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.compute.dtype
 
     @property
     def tokenizer(self):
@@ -201,7 +213,7 @@ def load_processor(cfg: ModelConfig) -> LoadedModel:
         raise ModelLoadError(f"cannot load {cfg.model!r}'s processor: {str(e).splitlines()[0]}") from None
     device = pick_device(cfg.device)
     return LoadedModel(None, processor, detect_family(config.model_type), cfg.model, device,
-                       use_4bit(cfg, device), config)
+                       use_4bit(cfg, device), compute_type(cfg, device), config)
 
 
 def _load_config(source):
@@ -230,6 +242,7 @@ def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool
                              "trained here, so it takes no adapter")
     device = pick_device(cfg.device)
     quantized = use_4bit(cfg, device)
+    compute = compute_type(cfg, device)
     try:
         if text_only:
             tokenizer = AutoTokenizer.from_pretrained(source)
@@ -241,7 +254,7 @@ def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool
         else:
             processor, family = AutoProcessor.from_pretrained(source), detect_family(config.model_type)
         model_class = AutoModelForCausalLM if text_only else AutoModelForImageTextToText
-        model = model_class.from_pretrained(source, **_load_kwargs(family, device, quantized))
+        model = model_class.from_pretrained(source, **_load_kwargs(family, device, quantized, compute.dtype))
     except OSError as e:
         raise ModelLoadError(f"cannot load {cfg.model!r}: {str(e).splitlines()[0]}. {OFFLINE_HELP}") from None
     if adapter is not None:
@@ -250,16 +263,16 @@ def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool
     if device == "cpu":
         model.to("cpu")
     model.eval()
-    return LoadedModel(model, processor, family, cfg.model, device, quantized)
+    return LoadedModel(model, processor, family, cfg.model, device, quantized, compute)
 
 
-def _load_kwargs(family: Family, device: str, quantized: bool) -> dict:
+def _load_kwargs(family: Family, device: str, quantized: bool, dtype: torch.dtype) -> dict:
     from transformers import BitsAndBytesConfig
-    kwargs = {"dtype": torch.bfloat16}
+    kwargs = {"dtype": dtype}
     if quantized:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_compute_dtype=dtype,
             llm_int8_skip_modules=list(family.skip_quantization))
     if device == "cuda":
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
@@ -339,7 +352,7 @@ def to_model(lm: LoadedModel, batch: dict) -> dict:
     out = {}
     for k, v in batch.items():
         v = v.to(device)
-        out[k] = v.to(torch.bfloat16) if v.is_floating_point() else v
+        out[k] = v.to(lm.dtype) if v.is_floating_point() else v
     return out
 
 
@@ -422,4 +435,4 @@ def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: Fr
 
 def model_info(lm: LoadedModel) -> dict:
     return {"model": lm.name, "family": lm.family.name, "device": lm.device,
-            "quantized_4bit": lm.quantized}
+            "quantized_4bit": lm.quantized, "dtype": lm.compute.name, "dtype_reason": lm.compute.reason}

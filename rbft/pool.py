@@ -30,30 +30,36 @@ from .store import Store
 BASE = "base:"   # run id of the untrained model: "base:<model>"
 
 
-def load_labeller(store: Store, run_id: str) -> tuple[models.LoadedModel, ExperimentConfig]:
-    """The model of a finished run (its adapter), or the base model for run id "base:<model>"."""
+def load_labeller(store: Store, run_id: str, dtype: Optional[str] = None) -> tuple[models.LoadedModel, ExperimentConfig]:
+    """The model of a finished run (its adapter), or the base model for run id "base:<model>";
+    `dtype` overrides the compute type the run or the project was set to."""
     from .export import run_adapter
     if run_id.startswith(BASE):
         cfg = project.settings(store)
         cfg.model = ModelConfig(**{**asdict(cfg.model), "model": run_id[len(BASE):]})
+        if dtype:
+            cfg.model.dtype = dtype
         return models.load(cfg.model), cfg
     run = store.run(run_id)
     if run["status"] != "done":
         raise ValueError(f"run {run_id} is {run['status']}, not done: label with a finished run")
     cfg = from_dict(ExperimentConfig, run["config"])
+    if dtype:
+        cfg.model.dtype = dtype
     adapter = run_adapter(store, run_id) if run["arm"] != "zero_shot" else None
     return models.load(cfg.model, adapter=adapter), cfg
 
 
 def label_pool(store: Store, run_id: str, rationale: bool = False, max_new_tokens: int = 96,
-               on_event: EventSink = ignore) -> dict:
+               on_event: EventSink = ignore, dtype: Optional[str] = None) -> dict:
     """Score every pool video not yet labelled by this run (and the validation videos, for the
     threshold); resumable: what is stored is skipped. Returns counts and videos per minute."""
     done = {r["video_id"] for r in store.pool_predictions(run_id, split=None)}
     todo = [v for v in store.videos(split="pool") + store.videos(split="val") if v["id"] not in done]
     if todo:
         on_event(Event("log", "label", message=f"loading {run_id}"))
-        lm, cfg = load_labeller(store, run_id)
+        lm, cfg = load_labeller(store, run_id, dtype)
+        on_event(Event("log", "label", message=f"compute type {lm.compute.reason}"))
     start = time.time()
     progress = Progress(on_event, "label", len(todo))
     gen = GenerationConfig(max_new_tokens=max_new_tokens)

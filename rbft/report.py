@@ -13,7 +13,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Optional
 
-from . import paired
+from . import dtypes, paired
 from .experiment import format_table, summarize
 from .store import Store
 
@@ -68,7 +68,8 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
     minority = minority_classes(store, experiment)
     out = [f"# Experiment {experiment}", "",
            f"Written {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} ({platform.machine()}, "
-           f"{platform.system()}). Test split: {rows[0]['n_test'] if rows else 0} videos.", ""]
+           f"{platform.system()}; CPU {dtypes.cpu_name_and_flags()[0]}). "
+           f"Test split: {rows[0]['n_test'] if rows else 0} videos.", ""]
     if cfg:
         out += [f"Model `{cfg['model']['model']}` (quantization {cfg['model']['quantization']}); "
                 f"{cfg['frames']['num_frames']} frames at most {cfg['frames']['max_side']} px; "
@@ -78,6 +79,9 @@ def markdown(store: Store, experiment: str, command: str = "") -> str:
                 f"label hint in training {cfg['hint_in_training']}; seeds {cfg['seeds']}"
                 + (f"; rbft_joint weight {cfg.get('joint_weight')}" if "rbft_joint" in cfg.get("arms", []) else "")
                 + ".", ""]
+    reasons = sorted({r["metrics"].get("dtype_reason") for r in runs if r["metrics"] and r["metrics"].get("dtype_reason")})
+    if reasons:
+        out += ["Compute type: " + "; ".join(reasons) + ".", ""]
     out += ["## Arms (mean ± std over seeds)", "", format_table(rows), ""]
     out += _paired_section(store, runs)
     if cfg.get("rationales"):

@@ -54,11 +54,11 @@ def answer_positions(labels: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class VideoCollator:
-    """Right-pads a batch and casts pixel tensors to the model's compute dtype. With `lean`, it also
-    asks the model for the logits of the answer positions only (`logits_to_keep`)."""
+    """Right-pads a batch and casts pixel tensors to the model's compute dtype (`LoadedModel.dtype`).
+    With `lean`, it also asks the model for the logits of the answer positions only (`logits_to_keep`)."""
 
     pad_id: int
-    dtype: torch.dtype = torch.bfloat16
+    dtype: torch.dtype = torch.float32
     lean: bool = False
 
     def __call__(self, features: list[dict]) -> dict:
@@ -107,6 +107,8 @@ class EventCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if not state.is_world_process_zero:
             return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()   # a step's kernels are queued, not done, when the Trainer returns
         self.step_ends.append(time.perf_counter())
         self.on_event(Event("progress", self.stage, state.global_step, state.max_steps))
         due = self.eval_every and state.global_step % self.eval_every == 0
@@ -176,7 +178,7 @@ def add_lora(lm: models.LoadedModel, cfg: TrainConfig) -> None:
 
 
 def training_arguments(cfg: TrainConfig, output_dir: Path, device: str,
-                       micro_batch: Optional[int] = None) -> TrainingArguments:
+                       micro_batch: Optional[int] = None, dtype: torch.dtype = torch.bfloat16) -> TrainingArguments:
     """With `micro_batch` (a divisor of batch_size x grad_accum), gradient accumulation makes up the rest."""
     micro = micro_batch or cfg.batch_size
     accum = cfg.batch_size * cfg.grad_accum // micro if micro_batch else cfg.grad_accum
@@ -193,7 +195,7 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, device: str,
         save_steps=max(1, cfg.save_every),
         save_total_limit=2,
         seed=cfg.seed,
-        bf16=device == "cuda",
+        bf16=device == "cuda" and dtype == torch.bfloat16,
         use_cpu=device == "cpu",
         report_to=[],
         remove_unused_columns=False,   # the collator's vision keys are not in forward()'s signature
@@ -219,7 +221,7 @@ def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], f
     add_lora(lm, cfg)
     lm.model.train()
     dataset = VideoTextDataset(store, lm, examples, frames)
-    collator = VideoCollator(lm.tokenizer.pad_token_id, lean=cfg.lean)
+    collator = VideoCollator(lm.tokenizer.pad_token_id, lm.dtype, lean=cfg.lean)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     plan = plan_batch(lm, cfg, dataset, collator)
@@ -227,7 +229,7 @@ def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], f
     events = EventCallback(stage, on_event, evaluate, cfg.eval_every)
     trainer = Trainer(
         model=lm.model,
-        args=training_arguments(cfg, output_dir, lm.device, plan.micro_batch),
+        args=training_arguments(cfg, output_dir, lm.device, plan.micro_batch, lm.dtype),
         train_dataset=dataset,
         data_collator=collator,
         compute_loss_func=answer_loss if cfg.lean else None,
@@ -241,6 +243,7 @@ def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], f
     if trainer.is_world_process_zero():
         per_step = events.seconds_per_step()
         stats = {**plan.as_dict(), "processes": trainer.args.world_size, "seconds_per_step": per_step,
+                 "dtype": lm.compute.name, "dtype_reason": lm.compute.reason,
                  "samples_per_s": plan.effective_batch / per_step if per_step else None,
                  "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None}
         (output_dir / STATS_FILE).write_text(json.dumps(stats, indent=2))
@@ -317,7 +320,8 @@ def plan_batch(lm: models.LoadedModel, cfg: TrainConfig, dataset: VideoTextDatas
     seq = memory.sequence_of(lm, example)
     free = (torch.cuda.mem_get_info()[0] + torch.cuda.memory_allocated()) / 1e9  # the estimate counts the weights
     quantized, ckpt = lm.quantized, checkpointing(cfg, lm.device)
-    micro = memory.largest_batch(dims, seq, free, quantized, effective, cfg.lora_r, cfg.lean, ckpt) or 1
+    micro = memory.largest_batch(dims, seq, free, quantized, effective, cfg.lora_r, cfg.lean, ckpt,
+                                 value_bytes=4 if lm.compute.name == "float32" else 2) or 1
     chosen = micro
     for micro in _divisors_below(effective, micro):
         try:
@@ -326,7 +330,8 @@ def plan_batch(lm: models.LoadedModel, cfg: TrainConfig, dataset: VideoTextDatas
             lm.model.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             continue
-        estimate = memory.estimate(dims, seq, micro, quantized, cfg.lora_r, cfg.lean, ckpt).gb
+        estimate = memory.estimate(dims, seq, micro, quantized, cfg.lora_r, cfg.lean, ckpt,
+                                   4 if lm.compute.name == "float32" else 2).gb
         return BatchPlan(micro, effective // micro, effective, True, estimate, measured,
                          chosen if micro != chosen else None)
     from .presets import WontFit

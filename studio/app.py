@@ -14,6 +14,7 @@ from typing import Optional
 import gradio as gr
 
 from rbft import jobs, launcher, project
+from rbft.dtypes import CHOICES as DTYPE_CHOICES
 from rbft.space import Storage
 
 from . import jobbar
@@ -29,7 +30,25 @@ def list_projects(root: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/project.db"))
 
 
-def model_note_text(model: str) -> str:
+def compute_note(requested: str) -> str:
+    """The compute type in a line, from the probe remembered on this machine (no torch import here)."""
+    from rbft import dtypes
+    requested = requested or "auto"
+    if requested != "auto":
+        return f"Compute type **{requested}** (asked for)."
+    known = dtypes.remembered()
+    if known:
+        cpu = dtypes.choose("auto", "cpu", lambda: known)
+        return f"Compute type **auto**: on CPU {cpu.reason}; bfloat16 on a CUDA GPU."
+    return ("Compute type **auto**: on a CPU float32 unless bfloat16 is measured faster there (measured once, "
+            "when a model first loads); bfloat16 on a CUDA GPU.")
+
+
+def model_note_text(model: str, dtype: str = "auto") -> str:
+    return " ".join(t for t in (_model_text(model), compute_note(dtype)) if t)
+
+
+def _model_text(model: str) -> str:
     from rbft import presets
     from rbft.toyworld.model import unavailable_reason
     if model.startswith(("tiny:", "random:")) or model == "toyworld":
@@ -51,7 +70,7 @@ def model_note_text(model: str) -> str:
     cpu = presets.estimate_gb(p, quantized=False)
     return (f"Preset for `{model}` ({p.params_b:.2f} B parameters{', ' + p.note if p.note else ''}): "
             f"{p.num_frames} frames at {p.max_side} px, batch {p.batch_size}; training needs about "
-            f"{gpu:.1f} GB with 4-bit QLoRA on a GPU, {cpu:.1f} GB in bf16. A model that will not fit "
+            f"{gpu:.1f} GB with 4-bit QLoRA on a GPU, {cpu:.1f} GB in bf16 (about twice that in float32). A model that will not fit "
             "is refused before it loads.")
 
 
@@ -81,6 +100,8 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
                                 info="Hub id, local folder, toyworld (offline, toy world only), or tiny:* (random weights)")
             num_frames = gr.Number(precision=0, label="Frames", scale=0, min_width=90)
             max_side = gr.Number(precision=0, label="Max side px", scale=0, min_width=110)
+            dtype = gr.Dropdown(list(DTYPE_CHOICES), label="Compute type", scale=0, min_width=130,
+                                info="auto: the faster here")
         model_note = gr.Markdown(elem_id="model-note")
         storage_note = gr.Markdown(storage.note(), elem_id="storage-note")
         with gr.Row():
@@ -107,7 +128,7 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
         tab_reloads = [(data_reload, data_out), (rat_reload, rat_out), (q_reload, q_out),
                        (t_reload, t_out), (r_reload, r_out), (p_reload, p_out), (l_reload, l_out)]
         all_outputs = [model, num_frames, max_side, model_note, storage_note] + [
-            o for _, outs in tab_reloads for o in outs]
+            o for _, outs in tab_reloads for o in outs] + [dtype]   # dtype last: /reload's older outputs keep their places
 
         @friendly
         def reload_all(project_path):
@@ -115,12 +136,12 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
             store = open_store(project_path)
             jobs.refresh(store)
             cfg = project.settings(store)
-            values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model),
-                      storage.note()]
+            values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side,
+                      model_note_text(cfg.model.model, cfg.model.dtype), storage.note()]
             for fn, outs in tab_reloads:
                 result = fn(project_path)
                 values += list(result) if len(outs) > 1 else [result]
-            return values
+            return values + [cfg.model.dtype]
 
         @friendly
         def open_project(name):
@@ -135,7 +156,16 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
         @friendly
         def save_header(project_path, model_name, frames, side):
             cfg = header_settings(open_store(project_path), model_name, frames, side)
-            return model_note_text(cfg.model.model)
+            return model_note_text(cfg.model.model, cfg.model.dtype)
+
+        @friendly
+        def save_dtype(project_path, value):
+            """The compute type every job of this project loads its model in."""
+            store = open_store(project_path)
+            cfg = project.settings(store)
+            cfg.model.dtype = value if value in DTYPE_CHOICES else "auto"
+            project.save_settings(store, cfg)
+            return model_note_text(cfg.model.model, cfg.model.dtype)
 
         @friendly
         def choose_model(project_path, model_name, frames, side):
@@ -145,7 +175,7 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
             if p is not None:
                 frames, side = p.num_frames, p.max_side
             cfg = header_settings(open_store(project_path), model_name, frames, side)
-            return cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model)
+            return cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model, cfg.model.dtype)
 
         def tick(project_path, seen):
             store = open_store(project_path)
@@ -159,6 +189,7 @@ def create_app(project_path: str | Path, projects_root: Optional[str | Path] = N
                     api_visibility="private")
         for box in (num_frames, max_side):
             box.input(save_header, [project_state, *header], model_note, api_visibility="private")
+        dtype.input(save_dtype, [project_state, dtype], model_note, api_name="set_dtype")
         # tabs that only show the store's contents are redrawn when opened
         for tab, (fn, outs) in ((data_tab, tab_reloads[0]), (quality_tab, tab_reloads[2]),
                                 (results_tab, tab_reloads[4]), (predict_tab, tab_reloads[5]),

@@ -99,6 +99,8 @@ class BuildConfig:
                                                         "(it stays frozen with motion_weight 0)"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
+    dtype: str = field(default="auto", metadata={"help": "compute type of the caption stage and the evaluation: "
+                                                 "auto (rbft.dtypes: the faster one here), float32 or bfloat16"})
 
 
 # Clip seeds, offset by seed * 1e6. Caption-stage clips are 0 .. clips - 1; the vision tower trains on
@@ -291,7 +293,7 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
                                           learning_rate=cfg.align_learning_rate, save_every=cfg.save_every,
                                           seed=cfg.seed), out, lm.device)
     trainer = tf.Trainer(model=lm.model, args=args, train_dataset=data,
-                         data_collator=VideoCollator(lm.tokenizer.pad_token_id),
+                         data_collator=VideoCollator(lm.tokenizer.pad_token_id, lm.dtype),
                          callbacks=[EventCallback("align", on_event, None, 0)])
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last_complete_checkpoint(out))
@@ -316,7 +318,8 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
     vision = pretrain_sight(work, base, cfg, on_event)
     store = _world_project(work, cfg, on_event)
     examples = caption_examples(store.videos(split="train"), cfg.seed)
-    lm = models.load(ModelConfig(model=str(base), quantization="none"))
+    lm = models.load(ModelConfig(model=str(base), quantization="none", dtype=cfg.dtype))
+    on_event(Event("log", "toyworld", message=f"compute type {lm.compute.reason}"))
     load_vision(lm, vision)
     if not (work / "run" / "adapter" / "adapter_config.json").exists():
         align_connector(work, store, lm, examples, cfg, on_event)
@@ -338,7 +341,7 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
     return adapter
 
 
-def load_build(work: str | Path, trained: bool = True):
+def load_build(work: str | Path, trained: bool = True, dtype: str = "auto"):
     """A build's model as it stands: its base, with the pretrained vision tower and the caption
     stage's adapter when trained (a tower the caption stage trained comes with the adapter), else
     the untrained base."""
@@ -347,7 +350,7 @@ def load_build(work: str | Path, trained: bool = True):
     from .. import models
     from ..config import ModelConfig
     work = Path(work)
-    lm = models.load(ModelConfig(model=str(work / "base"), quantization="none"))
+    lm = models.load(ModelConfig(model=str(work / "base"), quantization="none", dtype=dtype))
     if trained:
         load_vision(lm, work / "sight" / VISION_FILE)
         # merged, as the shipped assembly is: LoRA's per-token float32 casts slow CPU decoding
@@ -358,10 +361,10 @@ def load_build(work: str | Path, trained: bool = True):
 
 # ---- the caption stage with sight across time (rbft.toyworld.motion)
 
-def motion_collator(pad_id: int):
+def motion_collator(pad_id: int, dtype: torch.dtype):
     from ..train import VideoCollator
     from .motion import TARGET_KEYS
-    base = VideoCollator(pad_id)
+    base = VideoCollator(pad_id, dtype)
 
     def collate(features: list[dict]) -> dict:
         targets = {k: torch.cat([f.pop(k) for f in features]) for k in TARGET_KEYS}
@@ -445,8 +448,8 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
 
     dataset_class, trainer_class = _motion_classes()
     trainer = trainer_class(
-        model=lm.model, args=training_arguments(cfg, output_dir, lm.device),
-        train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id),
+        model=lm.model, args=training_arguments(cfg, output_dir, lm.device, dtype=lm.dtype),
+        train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
         callbacks=[EventCallback("toyworld", on_event, None, 0), SaveHead()],
         head=head, layer=_module(lm, "text_model").layers[LAYER], image_token_id=image_token_id, weight=weight)
     trainer.remove_callback(tf.PrinterCallback)
@@ -553,7 +556,7 @@ HELD_OUT_SEEDS = 800_000   # caption-eval clips: no stage of any build trains on
 
 
 def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames: int = 8,
-                   on_event: EventSink = ignore) -> dict:
+                   on_event: EventSink = ignore, dtype: str = "auto") -> dict:
     """Captions of `clips` held-out clips scored for the untrained base, the build with its motion
     read-out, and the models assembled from each of `compare`'s shipped parts (named by their
     manifest's digest, so that changed parts are measured anew). Kept in work/eval.json per model: a
@@ -566,9 +569,10 @@ def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames
     report = json.loads(path.read_text()) if path.exists() else {}
     if report.get("seeds") != seeds:
         report = {"seeds": seeds}
-    todo = [("untrained base", lambda: load_build(work, trained=False)), ("toy-world VLM", lambda: load_build(work))]
+    todo = [("untrained base", lambda: load_build(work, trained=False, dtype=dtype)),
+            ("toy-world VLM", lambda: load_build(work, dtype=dtype))]
     todo += [(f"parts in {p} ({_assembly_dir(Path(p)).name})",
-              lambda p=p: models.load(ModelConfig(model=str(model_dir(Path(p))), quantization="none")))
+              lambda p=p: models.load(ModelConfig(model=str(model_dir(Path(p))), quantization="none", dtype=dtype)))
              for p in compare]
     for name, load in todo:
         if name in report:
@@ -577,6 +581,7 @@ def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames
         started = time.time()
         report[name] = evaluate_captions(lm, seeds, num_frames, on_event=on_event)
         report[name]["seconds"] = time.time() - started
+        report[name]["dtype"] = lm.compute.name
         head = work / "run" / HEAD_FILE
         if name == "toy-world VLM" and head.exists():
             report["motion read-out"] = motion_readout(lm, head, seeds, num_frames)
