@@ -31,10 +31,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from rbft.sample import create_sample
-    from rbft.space import storage
+    from rbft.recipes.sample import create_sample
+    from rbft.recipes.space import storage
     from rbft.store import ProjectError
-    from rbft.toyworld.model import fetch_if_missing
+    from rbft.toyworld.shipped import fetch_if_missing
     from studio.app import create_app, launch
 
     where = storage(HERE / "projects")

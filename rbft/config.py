@@ -86,6 +86,11 @@ class ExperimentConfig:
     sft_same_total_steps: bool = _help("give direct SFT as many steps as Stage I + Stage II together", False)
 
 
+# ExperimentConfig's groups and the prefix of their command-line flags (--stage1-max-steps): data that
+# the CLI builds its flags from and the budget preview writes its command line with
+FLAG_PREFIXES = {"frames": "", "model": "", "generation": "gen-", "stage1": "stage1-", "stage2": "stage2-"}
+
+
 def to_dict(cfg) -> dict:
     return asdict(cfg)
 

@@ -17,7 +17,7 @@ def register(name: str, module: str) -> None:
     PROVIDERS[name] = module
 
 
-register("toyworld", "rbft.toyworld.model")   # the toy-world VLM: assembled offline on first use
+register("toyworld", "rbft.toyworld.shipped")   # the toy-world VLM: assembled offline on first use
 
 
 def provider(name: str):

@@ -334,7 +334,7 @@ def plan_batch(lm: models.LoadedModel, cfg: TrainConfig, dataset: VideoTextDatas
                                    4 if lm.compute.name == "float32" else 2).gb
         return BatchPlan(micro, effective // micro, effective, True, estimate, measured,
                          chosen if micro != chosen else None)
-    from .presets import WontFit
+    from .fit import WontFit
     raise WontFit(f"not even one video fits in GPU memory for training ({seq.tokens} tokens, "
                   f"{seq.visual_tokens} of them visual): use fewer frames or a smaller max_side, "
                   "4-bit loading (--quantization nf4), or a smaller model")

@@ -13,9 +13,10 @@ from typing import Optional
 
 import gradio as gr
 
-from rbft import jobs, launcher, project
+from rbft import project
+from rbft.recipes import jobs, launcher
 from rbft.dtypes import CHOICES as DTYPE_CHOICES
-from rbft.space import Storage
+from rbft.recipes.space import Storage
 
 from . import jobbar
 from .common import MODEL_CHOICES, Context, friendly, header_settings, open_store
@@ -49,8 +50,8 @@ def model_note_text(model: str, dtype: str = "auto") -> str:
 
 
 def _model_text(model: str) -> str:
-    from rbft import presets
-    from rbft.toyworld.model import unavailable_reason
+    from rbft import fit, presets
+    from rbft.toyworld.shipped import unavailable_reason
     if model.startswith(("tiny:", "random:")) or model == "toyworld":
         missing = unavailable_reason()
         if missing:
@@ -66,8 +67,8 @@ def _model_text(model: str) -> str:
     p = presets.preset(model)
     if p is None:
         return ""
-    gpu = presets.estimate_gb(p, quantized=True)
-    cpu = presets.estimate_gb(p, quantized=False)
+    gpu = fit.estimate_gb(p, quantized=True)
+    cpu = fit.estimate_gb(p, quantized=False)
     return (f"Preset for `{model}` ({p.params_b:.2f} B parameters{', ' + p.note if p.note else ''}): "
             f"{p.num_frames} frames at {p.max_side} px, batch {p.batch_size}; training needs about "
             f"{gpu:.1f} GB with 4-bit QLoRA on a GPU, {cpu:.1f} GB in bf16 (about twice that in float32). A model that will not fit "
@@ -216,7 +217,8 @@ def _warm_plots() -> None:
 def _warm_models() -> None:
     """Import torch and transformers while the page loads: the Train tab's budget preview and Predict
     then answer in a second, not after the imports (tens of seconds on a small CPU)."""
-    from rbft import budget, models  # noqa: F401
+    from rbft import models
+    from rbft.recipes import budget  # noqa: F401
 
 
 def _patient_url_ok(url: str, wait_s: float = 90.0) -> bool:

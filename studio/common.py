@@ -110,7 +110,7 @@ def header_settings(store: Store, model: str, num_frames, max_side, save: bool =
 
 def start_job(ctx: Context, store: Store, kind: str, params: dict) -> str:
     """A background job (a child process); on a ZeroGPU Space, inside this process under spaces.GPU."""
-    from rbft import jobs
+    from rbft.recipes import jobs
     if ctx.inline_jobs:
         return _run_inline(store, kind, params)
     return jobs.submit(store, kind, params)
@@ -119,7 +119,7 @@ def start_job(ctx: Context, store: Store, kind: str, params: dict) -> str:
 def _run_inline(store: Store, kind: str, params: dict) -> str:
     """On ZeroGPU: refused before it starts when it will not fit one GPU window; generation runs
     in chunks of videos that each fit (it skips what is done, so the chunks add up to the whole)."""
-    from rbft import jobs, space
+    from rbft.recipes import jobs, space
 
     from .gpu import gpu
     run = gpu(duration=int(space.WINDOW_S))(jobs.submit)

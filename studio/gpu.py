@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rbft.space import on_zero_gpu
+from rbft.recipes.space import on_zero_gpu
 
 __all__ = ["gpu", "on_zero_gpu"]
 

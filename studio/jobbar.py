@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from rbft import jobs
+from rbft.recipes import jobs
 from rbft.store import Store
 
 from .plots import eta_text, progress_html

@@ -17,8 +17,8 @@ from rbft.testing import tiny_model_dir  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def job_launcher():
-    """Jobs start from one warm launcher process (rbft.launcher): start its imports now."""
-    from rbft import launcher
+    """Jobs start from one warm launcher process (rbft.recipes.launcher): start its imports now."""
+    from rbft.recipes import launcher
     launcher.warm_up()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rbft import project
-from rbft.sample import create_sample
+from rbft.recipes.sample import create_sample
 
 from conftest import small_config
 

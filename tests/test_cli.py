@@ -114,12 +114,12 @@ def imported_closure(*modules: str) -> set[str]:
 def test_the_method_imports_neither_gradio_nor_the_toy_world():
     """`import rbft` stays light: no UI; `toyworld` resolves through rbft.names, lazily. Read from the
     import statements (importing torch to check would take a minute on a small CI machine)."""
-    loaded = imported_closure("rbft.cli", "rbft.store", "rbft.models", "rbft.train", "rbft.experiment",
-                              "rbft.evaluate", "rbft.benchmark", "rbft.rationale_import", "rbft.paired")
+    loaded = imported_closure("rbft.cli", "rbft.store", "rbft.models", "rbft.train", "rbft.recipes.experiment",
+                              "rbft.evaluate", "rbft.recipes.benchmark", "rbft.rationale_import", "rbft.paired")
     assert "rbft.train" in loaded and "torch" in loaded and "rbft.config" in loaded   # it does follow them
     assert not [m for m in loaded if m.split(".")[0] in ("gradio", "studio")]
     assert not [m for m in loaded if m.startswith("rbft.toyworld")]
-    assert "rbft.toyworld.model" in imported_closure("rbft.toyworld.model")   # and would see one
+    assert "rbft.toyworld.shipped" in imported_closure("rbft.toyworld.shipped")   # and would see one
     from rbft import models, names
-    assert names.PROVIDERS["toyworld"] == "rbft.toyworld.model"
+    assert names.PROVIDERS["toyworld"] == "rbft.toyworld.shipped"
     assert models.available("toyworld") == names.available("toyworld")

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from rbft import config as C
-from rbft import jobs
+from rbft.recipes import jobs
 from rbft.data import ingest
-from rbft.experiment import experiment_name
+from rbft.recipes.experiment import experiment_name
 from rbft.store import JobBusy
 
 from conftest import small_config

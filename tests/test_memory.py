@@ -5,7 +5,7 @@ import torch
 
 from rbft import memory, models
 from rbft.config import FrameConfig, ModelConfig, TrainConfig
-from rbft.experiment import label_examples
+from rbft.recipes.experiment import label_examples
 from rbft.data import ingest
 from rbft.train import VideoCollator, VideoTextDataset, add_lora, answer_loss
 

@@ -1,7 +1,8 @@
 """ingest -> generate -> Stage I -> Stage II -> evaluate, for every family, and resume after a crash."""
 import pytest
 
-from rbft import experiment, export, quality
+from rbft import export, quality
+from rbft.recipes import experiment
 from rbft.data import ingest
 from rbft.train import EventCallback
 

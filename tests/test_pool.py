@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rbft import experiment, pool, report
+from rbft import pool
+from rbft.recipes import experiment, report
 from rbft.cli import main as cli
 from rbft.data import ingest
 from rbft.synthetic import render_clip, write_video

@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers as tf
 
-from rbft import models, presets
+from rbft import fit, models, presets
 
 CONFIGS = {"smolvlm": tf.SmolVLMConfig, "qwen2_vl": tf.Qwen2VLConfig, "qwen2_5_vl": tf.Qwen2_5_VLConfig,
            "qwen3_vl": tf.Qwen3VLConfig}
@@ -42,32 +42,32 @@ def test_preset_builds_its_family_with_the_published_size(name):
 
 
 def test_memory_check_refuses_what_will_not_fit(monkeypatch):
-    monkeypatch.setattr(presets, "available_gb", lambda device: 16.0)
+    monkeypatch.setattr(fit, "available_gb", lambda device: 16.0)
     big = "Qwen/Qwen2.5-VL-7B-Instruct"
-    with pytest.raises(presets.WontFit, match=r"needs about \d+\.\d GB .* but 16\.0 GB of GPU memory is free"):
-        presets.check_fits(big, "cuda", quantized=False, num_frames=8, batch_size=1)
-    assert presets.check_fits(big, "cuda", quantized=True, num_frames=8, batch_size=1) < 16 * 0.9
+    with pytest.raises(fit.WontFit, match=r"needs about \d+\.\d GB .* but 16\.0 GB of GPU memory is free"):
+        fit.check_fits(big, "cuda", quantized=False, num_frames=8, batch_size=1)
+    assert fit.check_fits(big, "cuda", quantized=True, num_frames=8, batch_size=1) < 16 * 0.9
     small = "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
-    assert presets.check_fits(small, "cpu", quantized=False, num_frames=8, batch_size=2) < 6
-    assert presets.check_fits("some/unlisted-model", "cpu", False, 8, 1) is None
+    assert fit.check_fits(small, "cpu", quantized=False, num_frames=8, batch_size=2) < 6
+    assert fit.check_fits("some/unlisted-model", "cpu", False, 8, 1) is None
 
 
 def test_estimates_grow_with_what_costs_memory():
     p = presets.PRESETS["Qwen/Qwen2-VL-2B-Instruct"]
-    base = presets.estimate_gb(p, quantized=True)
-    assert presets.estimate_gb(p, quantized=False) > base
-    assert presets.estimate_gb(p, quantized=True, num_frames=16) > base
-    assert presets.estimate_gb(p, quantized=True, batch_size=4) > base
-    assert presets.estimate_gb(p, quantized=True, training=False) < base
+    base = fit.estimate_gb(p, quantized=True)
+    assert fit.estimate_gb(p, quantized=False) > base
+    assert fit.estimate_gb(p, quantized=True, num_frames=16) > base
+    assert fit.estimate_gb(p, quantized=True, batch_size=4) > base
+    assert fit.estimate_gb(p, quantized=True, training=False) < base
 
 
 def test_experiment_refuses_a_model_that_will_not_fit_before_loading(store, dataset, monkeypatch):
     from rbft.data import ingest
-    from rbft.experiment import run_experiment
+    from rbft.recipes.experiment import run_experiment
     from conftest import small_config
     ingest(store, dataset)
-    monkeypatch.setattr(presets, "available_gb", lambda device: 2.0)
+    monkeypatch.setattr(fit, "available_gb", lambda device: 2.0)
     cfg = small_config("Qwen/Qwen2.5-VL-7B-Instruct")
-    with pytest.raises(presets.WontFit, match="but 2.0 GB of RAM is free"):
+    with pytest.raises(fit.WontFit, match="but 2.0 GB of RAM is free"):
         run_experiment(store, cfg)
     assert store.runs() == []  # nothing started, nothing downloaded

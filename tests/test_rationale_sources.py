@@ -8,7 +8,7 @@ import pytest
 
 from rbft import cli, paired, quality, rationale_import
 from rbft.data import ingest
-from rbft.experiment import imported_set
+from rbft.recipes.experiment import imported_set
 from rbft.project import configure, open_project
 from rbft.toyworld import oracle, testbed, truth, world
 
@@ -222,7 +222,7 @@ def test_the_end_of_an_assistant_turn_is_read_from_the_chat_template():
 
 def test_stage_one_trains_on_an_imported_set_and_the_run_records_it(project, tmp_path, tiny):
     from conftest import small_config
-    from rbft.experiment import run_arm
+    from rbft.recipes.experiment import run_arm
     notes = [{"video": v["id"], "text": f"The square slides to the {v['label']} at a steady pace."}
              for v in project.videos(split="train")]
     rationale_import.import_rationales(project, write_csv(tmp_path / "notes.csv", notes))

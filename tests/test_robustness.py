@@ -14,7 +14,8 @@ import pytest
 
 from rbft import config as C
 from rbft import frames as rbft_frames
-from rbft import jobs, models, project, synthetic
+from rbft import models, project, synthetic
+from rbft.recipes import jobs
 from rbft.config import FrameConfig, GenerationConfig, ModelConfig
 from rbft.data import ingest
 from rbft.prompts import PromptError

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rbft import project, space
+from rbft import project
+from rbft.recipes import space
 from rbft.toyworld import weights
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from rbft import jobs, project, synthetic
+from rbft import project, synthetic
+from rbft.recipes import jobs
 from rbft.project import open_project
 
 from conftest import small_config

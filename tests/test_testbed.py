@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from rbft import experiment
+from rbft.recipes import experiment
 from rbft.toyworld import testbed, world as toyworld
 from rbft.toyworld import truth as tr
-from rbft.benchmark import run_benchmark
+from rbft.recipes.benchmark import run_benchmark
 from rbft.train import Example
 
 from conftest import small_config

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from rbft import models, sample
-from rbft.toyworld import model as toyvlm, truth as tr
+from rbft import models
+from rbft.recipes import sample
+from rbft.toyworld import shipped as toyvlm, truth as tr
 from rbft.project import open_project, settings
 
 

@@ -5,14 +5,14 @@ import json
 import pytest
 
 from rbft import models
-from rbft.toyworld import model as toyvlm
+from rbft.toyworld import base as toyvlm, weights
 from rbft.config import FrameConfig, ModelConfig
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     try:
-        toyvlm.weights.gguf_file()
+        weights.gguf_file()
     except FileNotFoundError as e:
         pytest.skip(str(e))
     return toyvlm.assemble_base(tmp_path_factory.mktemp("toyvlm") / "base")
@@ -42,7 +42,7 @@ def short_build(base, tmp_path_factory):
     """A few steps of both stages of the toy-world build, with the events it reported."""
     import shutil
 
-    from rbft.toyworld.model import BuildConfig, build
+    from rbft.toyworld.build import BuildConfig, build
     work = tmp_path_factory.mktemp("build") / "work"
     shutil.copytree(base, work / "base")  # reuse the assembled base (assembling takes ~20 s)
     events = []
@@ -59,7 +59,7 @@ def test_build_pretrains_the_eyes_then_trains_connector_and_lora_and_resumes(sho
     second call finds the work done."""
     from safetensors import safe_open
 
-    from rbft.toyworld.model import build
+    from rbft.toyworld.build import build
     work, cfg, adapter, events = short_build
     assert [e.stage for e in events if e.kind == "loss"] == ["sight"] * 3 + ["align"] * 2 + ["toyworld"] * 3
     assert all(e.data["loss"] > 0 for e in events if e.kind == "loss")
@@ -84,7 +84,8 @@ def test_shipped_parts_assemble_into_the_trained_model(short_build, tmp_path):
 
     from rbft.toyworld import world as toyworld
     from rbft.frames import Clip
-    from rbft.toyworld.model import load_build, model_dir, package
+    from rbft.toyworld.build import load_build
+    from rbft.toyworld.shipped import model_dir, package
     work = short_build[0]
     parts = package(work, tmp_path / "parts")
     size = sum(p.stat().st_size for p in parts.rglob("*") if p.is_file())

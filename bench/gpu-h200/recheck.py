@@ -7,7 +7,7 @@ synchronized CUDA; a row implying over 70% of peak is marked not credible.
 import json
 from pathlib import Path
 
-from rbft.bench import format_bench, recheck_gpu_rows
+from rbft.recipes.bench import format_bench, recheck_gpu_rows
 
 for path in sorted(Path(__file__).parent.glob("*.json")):
     result = recheck_gpu_rows(json.loads(path.read_text()))

@@ -18,7 +18,7 @@ from rbft import models
 from rbft.config import ModelConfig, FrameConfig, TrainConfig
 from rbft.project import open_project
 from rbft.train import train_stage
-from rbft.toyworld import model as M
+from rbft.toyworld import build as M
 torch.set_num_threads(int(sys.argv[2]))
 work, kind = Path(os.environ.get("WORK", "toyworld-build")), sys.argv[1]
 store = open_project(work / "project")
@@ -26,7 +26,7 @@ examples = M.caption_examples(store.videos(split="train"), 0)
 lm = models.load(ModelConfig(model=str(work / "base"), quantization="none"))
 M.load_vision(lm, work / "sight" / M.VISION_FILE)
 M.align_connector(work, store, lm, examples, M.BuildConfig(), print)
-for p in M._module(lm, "vision_model").parameters(): p.requires_grad_(False)
+for p in M.find_module(lm, "vision_model").parameters(): p.requires_grad_(False)
 times = []
 def on(e):
     if e.kind == "loss": times.append(time.time()); print(e.data, time.time(), flush=True)

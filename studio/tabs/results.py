@@ -8,8 +8,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rbft import export, report
-from rbft.experiment import summarize
+from rbft import export
+from rbft.recipes import report
+from rbft.recipes.experiment import summarize
 
 from ..common import Context, friendly, start_job, open_store
 from ..plots import confusion_html

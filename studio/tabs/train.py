@@ -8,14 +8,15 @@ import gradio as gr
 import pandas as pd
 
 from rbft import config as C
-from rbft import jobs, project, rationale_import
-from rbft.budget import check as budget_check, plan as budget_plan
-from rbft.experiment import ARMS, experiment_name
+from rbft import project, rationale_import
+from rbft.recipes import jobs
+from rbft.recipes.budget import check as budget_check, plan as budget_plan
+from rbft.recipes.experiment import ARMS, experiment_name
 from rbft.quality import FILTERS
 from rbft.store import Store
 
 from ..common import Context, friendly, start_job, header_settings, open_store, parse_ints
-from rbft.report import loss_figure
+from rbft.recipes.report import loss_figure
 
 from ..plots import confusion_html
 

@@ -12,11 +12,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import dtypes, memory, models, project
-from .config import ExperimentConfig, to_dict
-from . import presets
-from .presets import WontFit, preset
-from .store import Store
+from .. import dtypes, fit, memory, models, project
+from ..config import ExperimentConfig, to_dict
+from ..fit import WontFit
+from ..presets import preset
+from ..store import Store
 
 MARGIN = 0.9   # of the free memory a run may plan to use
 # Where no step was measured on this machine, GPU time is estimated from the H200 measurements in
@@ -135,7 +135,7 @@ class Budget:
 def _processor(model: str):
     """The model's own processor where it can be had without a download; else, for a recommended
     model, its family's tiny processor (Qwen families round pixels the same way)."""
-    from .config import ModelConfig
+    from ..config import ModelConfig
     try:
         return models.load_processor(ModelConfig(model=model)), "the model's processor"
     except models.ModelLoadError:
@@ -178,11 +178,11 @@ def measured_step(store: Store, model: str, device: str, micro: int) -> Optional
 
 def command_line(store: Store, cfg: ExperimentConfig, verb: str = "experiment") -> str:
     """The `python -m rbft` command that runs these settings (flags only where they differ from the defaults)."""
-    from .cli import GROUPS
+    from ..config import FLAG_PREFIXES
     default = to_dict(ExperimentConfig())
     now = to_dict(cfg)
     args = ["python", "-m", "rbft", verb, "--project", str(store.root), "--model", cfg.model.model]
-    for group, prefix in GROUPS.items():
+    for group, prefix in FLAG_PREFIXES.items():
         for key, value in now[group].items():
             if (group, key) == ("model", "model") or value == default[group][key]:
                 continue
@@ -208,7 +208,7 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Op
          free_gb: Optional[float] = None) -> Budget:
     """The budget of an experiment (or one `train` arm) with these settings on this project, here (or on
     `device` with `free_gb`, for a GPU this process cannot see: a ZeroGPU Space between calls)."""
-    from .train import checkpointing
+    from ..train import checkpointing
     lm, tokens_from = _processor(cfg.model.model)
     w, h = clip or clip_size(store)
     classes = [c["name"] for c in project.classes(store)] or ["label"]
@@ -223,7 +223,7 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Op
     if free_gb is not None:
         free = free_gb
     else:
-        free = presets.available_gb(device)
+        free = fit.available_gb(device)
         if device == "cuda":
             import torch
             free += torch.cuda.memory_allocated() / 1e9  # this process's own tensors are not the run's

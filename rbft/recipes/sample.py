@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data import IngestReport, import_folder
-from .events import EventSink, ignore
-from .project import configure, open_project
+from ..data import IngestReport, import_folder
+from ..events import EventSink, ignore
+from ..project import configure, open_project
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLE = ASSETS / "sample"
 TOY_SAMPLE = ASSETS / "toysample"
 TOY_FRAMES = {"num_frames": 8, "max_side": 128}   # what the toy-world VLM was trained on
@@ -24,7 +24,7 @@ TOY_FRAMES = {"num_frames": 8, "max_side": 128}   # what the toy-world VLM was t
 def create_sample(root: str | Path, on_event: EventSink = ignore) -> IngestReport:
     """Bring a sample into `root`: the toy-world one where its model is the default (it can be
     assembled here and no Hub model is cached), else the synthetic one."""
-    from .models import TOYWORLD, default_model
+    from ..models import TOYWORLD, default_model
     if (TOY_SAMPLE / "project.json").exists() and default_model() == TOYWORLD:
         return create_toy_sample(root, on_event=on_event)
     store = open_project(root)
@@ -36,8 +36,8 @@ def create_sample(root: str | Path, on_event: EventSink = ignore) -> IngestRepor
 def create_toy_sample(root: str | Path, with_rationales: bool = True, on_event: EventSink = ignore) -> IngestReport:
     """The toy-world sample: clips, domain and classes, the toy-world VLM and its frame settings, and
     the rationales it wrote (rationales.jsonl, made by build_toy_sample)."""
-    from . import project
-    from .models import TOYWORLD
+    from .. import project
+    from ..models import TOYWORLD
     store = open_project(root)
     meta = json.loads((TOY_SAMPLE / "project.json").read_text())
     configure(store, meta["domain"], meta["classes"])
@@ -64,10 +64,10 @@ def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), on_event: Even
     import shutil
     import tempfile
 
-    from . import models, rationales
-    from .toyworld import testbed, truth
-    from .config import FrameConfig, GenerationConfig, ModelConfig
-    from .models import TOYWORLD
+    from .. import models, rationales
+    from ..toyworld import testbed, truth
+    from ..config import FrameConfig, GenerationConfig, ModelConfig
+    from ..models import TOYWORLD
     shutil.rmtree(TOY_SAMPLE, ignore_errors=True)
     testbed.build_task("floor", TOY_SAMPLE / "videos", *per_class, first_seed=30_000_000, on_event=on_event)
     (TOY_SAMPLE / "videos" / "project.json").rename(TOY_SAMPLE / "project.json")
@@ -91,7 +91,7 @@ def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), on_event: Even
 
 def build_sample_videos(per_class: int = 8) -> None:
     """Regenerate assets/sample/videos (deterministic)."""
-    from .synthetic import MOTIONS, render_clip, write_video
+    from ..synthetic import MOTIONS, render_clip, write_video
     for ci, motion in enumerate(MOTIONS):
         for i in range(per_class):
             write_video(SAMPLE / "videos" / motion / f"{motion}_{i:02d}.webm",

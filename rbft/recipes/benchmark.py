@@ -10,13 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from . import paired
-from .config import ExperimentConfig, to_dict
-from .data import ingest
-from .events import Event, EventSink, ignore
+from .. import paired
+from ..config import ExperimentConfig, to_dict
+from ..data import ingest
+from ..events import Event, EventSink, ignore
 from .experiment import run_experiment, summarize
-from .project import configure, open_project
-from .rationale_import import import_rationales
+from ..project import configure, open_project
+from ..rationale_import import import_rationales
 from .report import markdown, minority_classes, versions
 
 ALL_ARMS = ["zero_shot", "sft", "sft_total", "rbft"]  # rbft_joint runs when asked for by --arms
@@ -112,7 +112,7 @@ def rationale_sets(store, task: Optional[dict]) -> list[dict]:
     logs where the data is a toy-world testbed task."""
     truth = {}
     if task and task.get("task"):
-        from .toyworld.truth import truth_report   # only a testbed knows its clips' event logs
+        from ..toyworld.truth import truth_report   # only a testbed knows its clips' event logs
         truth = {(r["prompt_id"], r["model"]): r for r in truth_report(store, task["task"]) if r["subset"] == "all"}
     return [{"model": g["model"], "prompt_id": g["prompt_id"], "rationales": g["n"],
              **{k: v for k, v in truth.get((g["prompt_id"], g["model"]), {}).items()

