@@ -76,10 +76,15 @@ def _gflops(dtype, tokens: int = 64, repeats: int = 3) -> float:
     return 3 * 2 * tokens * 576 * 1536 / seconds / 1e9
 
 
-def measure() -> dict:
-    """float32 and bfloat16 speed on this CPU, in GFLOP/s (about half a second where bf16 is slow)."""
+def measure(rounds: int = 3) -> dict:
+    """float32 and bfloat16 speed on this CPU, in GFLOP/s (about a second where bf16 is slow). The
+    types take turns and each keeps its best round, so that other work on the machine during the
+    probe slows both alike instead of tipping the choice."""
     import torch
-    fp32, bf16 = _gflops(torch.float32), _gflops(torch.bfloat16)
+    fp32 = bf16 = 0.0
+    for _ in range(rounds):
+        fp32 = max(fp32, _gflops(torch.float32, repeats=2))
+        bf16 = max(bf16, _gflops(torch.bfloat16, repeats=2))
     return {"float32_gflops": round(fp32, 2), "bfloat16_gflops": round(bf16, 2),
             "bf16_speedup": round(bf16 / fp32, 3), "threads": torch.get_num_threads()}
 

@@ -43,6 +43,9 @@ def create_toy_sample(root: str | Path, with_rationales: bool = True, on_event: 
     configure(store, meta["domain"], meta["classes"])
     store.set_meta("testbed_task", meta["task"])   # its clips' event logs are known: the studio shows truth
     report = import_folder(store, TOY_SAMPLE / "videos", seed=0, on_event=on_event, name="sample")
+    if (TOY_SAMPLE / "pool.csv").exists():   # unlabelled clips: the Label tab's whole loop on a first start
+        from ..data import ingest
+        report.pooled = ingest(store, TOY_SAMPLE / "pool.csv", on_event=on_event, pool=True).pooled
     cfg = project.settings(store)
     cfg.model.model = TOYWORLD
     cfg.frames.num_frames, cfg.frames.max_side = TOY_FRAMES["num_frames"], TOY_FRAMES["max_side"]
@@ -59,8 +62,10 @@ def create_toy_sample(root: str | Path, with_rationales: bool = True, on_event: 
     return report
 
 
-def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), on_event: EventSink = ignore) -> None:
-    """Regenerate assets/toysample: the clips (deterministic) and the toy-world VLM's rationales."""
+def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), pool: int = 4, on_event: EventSink = ignore) -> None:
+    """Regenerate assets/toysample: the clips (deterministic), a pool of `pool` unlabelled clips per
+    class (pool.csv; their labels in pool_truth.csv, for `pool measure`) and the toy-world VLM's
+    rationales."""
     import shutil
     import tempfile
 
@@ -69,9 +74,16 @@ def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), on_event: Even
     from ..config import FrameConfig, GenerationConfig, ModelConfig
     from ..models import TOYWORLD
     shutil.rmtree(TOY_SAMPLE, ignore_errors=True)
-    testbed.build_task("floor", TOY_SAMPLE / "videos", *per_class, first_seed=30_000_000, on_event=on_event)
-    (TOY_SAMPLE / "videos" / "project.json").rename(TOY_SAMPLE / "project.json")
-    (TOY_SAMPLE / "videos" / "manifest.csv").unlink()
+    videos = TOY_SAMPLE / "videos"
+    testbed.build_task("floor", videos, *per_class, first_seed=30_000_000, on_event=on_event, pool=pool)
+    (videos / "project.json").rename(TOY_SAMPLE / "project.json")
+    (videos / "manifest.csv").unlink()
+    for oracle in videos.glob("rationales_*.csv"):   # the testbed's oracle files: not part of the sample
+        oracle.unlink()
+    if pool:   # beside the class folders, not among them
+        (videos / "pool").rename(TOY_SAMPLE / "pool")
+        for name in ("pool.csv", "pool_truth.csv"):
+            (videos / name).rename(TOY_SAMPLE / name)
     with tempfile.TemporaryDirectory() as tmp:
         store = open_project(Path(tmp) / "sample")
         create_toy_sample(store.root, with_rationales=False)
