@@ -217,7 +217,7 @@ def _warm_plots() -> None:
 def _warm_models() -> None:
     """Import torch and transformers while the page loads: the Train tab's budget preview and Predict
     then answer in a second, not after the imports (tens of seconds on a small CPU)."""
-    from rbft import models
+    from rbft import models  # noqa: F401
     from rbft.recipes import budget  # noqa: F401
 
 

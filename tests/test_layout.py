@@ -1,7 +1,5 @@
 """The map of the code holds: no import circle, layers that import only downwards, short modules, a
 short README that links every docs/ page. See docs/architecture.md."""
-from pathlib import Path
-
 from import_graph import ROOT, cycles, graph, modules
 
 LAYERS = ["components", "toyworld", "recipes", "cli", "studio"]   # each imports only its own layer and lower
