@@ -223,8 +223,14 @@ def test_the_app_starts_as_a_space_would(tmp_path, hub):
         assert str(app_dir / "projects") in where and "wipes on every restart" in where
         assert hub.gets == 1
         assert (app_dir / "projects" / "sample" / "project.db").exists()
+        served = log.read_text()   # start-up and one request: nothing may have failed
+        assert "Error" not in served and "Traceback" not in served, served[-3000:]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # On SIGTERM, interpreter shutdown may print asyncio's "Exception ignored in BaseEventLoop.__del__"
+    # for the event loops gradio leaves open (seen once in CI); no frame of ours may be in what it prints.
     text = log.read_text()
-    assert "Error" not in text and "Traceback" not in text, text[-3000:]
+    ours = [line for line in text.splitlines() if line.strip().startswith("File ")
+            and (str(ROOT) in line or str(app_dir) in line)]
+    assert not ours, text[-3000:]
