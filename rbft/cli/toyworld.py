@@ -53,6 +53,10 @@ def cmd_truth(args):
     print(format_truth(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+    if args.curve:
+        from ..recipes.truth_curve import markdown, write
+        print(markdown(write(_store(args), args.task, args.curve, args.experiment)))
+        print(f"written: {args.curve}/truth_curve.md, truth_curve.png, learning_curves.png")
 
 
 def add_commands(command) -> None:
@@ -85,3 +89,7 @@ def add_commands(command) -> None:
                 "(all of them, and those that pass the label-support filter)")
     c.add_argument("--task", required=True, choices=list(TASKS), help="the testbed task the project was built from")
     c.add_argument("--json", help="also write the rows to this JSON file")
+    c.add_argument("--curve", metavar="OUT",
+                   help="also write, to this folder, each finished arm against SFT beside its Stage I rationales' "
+                        "truth (truth_curve.md/.json/.png) and the validation curves (learning_curves.png)")
+    c.add_argument("--experiment", help="with --curve: the experiment whose SFT is the baseline (default: the newest)")

@@ -1,0 +1,184 @@
+"""How much rationale truth RB-FT needs: on a testbed benchmark, each RB-FT arm's accuracy beside the
+measured event precision of the rationales its Stage I trained on, against direct SFT on the same
+seeds and test clips; and the validation curves that show whether the step budget was long enough.
+
+It reads the project's finished runs, so a benchmark that runs in parts is reported as far as it
+has got (`python -m rbft truth --project P --task floor --curve OUT`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .. import paired
+from ..rationale_import import is_imported
+from ..store import Store
+from ..toyworld.truth import truth_report
+
+VARIES = ("arms", "rationales", "seeds")   # what may differ between the arms of one comparison
+CURVE_STAGES = ("sft", "sft_total", "stage2")
+
+
+def _settings(run: dict) -> str:
+    return json.dumps({k: v for k, v in run["config"].items() if k not in VARIES}, sort_keys=True)
+
+
+def _baseline(store: Store, experiment: Optional[str]) -> list[dict]:
+    """The runs compared: those with the settings of an SFT run (of `experiment` where named). Where
+    several settings have one, those with the most finished runs, the newest on a tie."""
+    runs = [store.run(r["id"]) for r in store.runs()]
+    sft = [r for r in runs if r["arm"] == "sft" and (experiment is None or r["experiment"] == experiment)]
+    if not sft:
+        raise ValueError("no SFT run in this project" + (f" in experiment {experiment!r}" if experiment else ""))
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(_settings(r), []).append(r)
+
+    def rank(key: str) -> tuple:
+        return (sum(r["status"] == "done" for r in groups[key]), max(r["started_at"] or "" for r in groups[key]))
+    return groups[max({_settings(r) for r in sft}, key=rank)]
+
+
+def _interval(correct: dict[int, dict[str, int]], resamples: int = 2000) -> tuple[float, float, float]:
+    """Accuracy and its 95% bootstrap interval over seeds and clips."""
+    seeds = sorted(correct)
+    clips = sorted(set.intersection(*(set(correct[s]) for s in seeds)))
+    m = np.array([[correct[s][c] for c in clips] for s in seeds], dtype=float)
+    rng = np.random.default_rng(0)
+    means = [m[np.ix_(rng.integers(0, len(seeds), len(seeds)), rng.integers(0, len(clips), len(clips)))].mean()
+             for _ in range(resamples)]
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(m.mean()), float(low), float(high)
+
+
+def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict]:
+    """One row per arm (each RB-FT rationale set its own arm): seeds done, accuracy with its
+    interval, the paired difference from SFT, and the Stage I rationales' truth."""
+    runs = _baseline(store, experiment)
+    done = [r for r in runs if r["status"] == "done"]
+    truth = {t["model"]: t for t in truth_report(store, task) if t["subset"] == "all"}
+    own = max((t for t in truth.values() if not is_imported(t["model"])), key=lambda t: t["rationales"],
+              default=None)
+    sft = paired.correct_by_seed(store, done, "sft")
+    groups: dict[tuple, list[dict]] = {}
+    for r in done:
+        groups.setdefault((r["arm"], r["config"].get("rationales") or ""), []).append(r)
+    out = []
+    for (arm, rationale_set), group in groups.items():
+        correct = paired.correct_by_seed(store, group, arm)
+        accuracy, low, high = _interval(correct)
+        t, label = None, ""
+        if arm.startswith("rbft"):
+            t = truth.get(rationale_set) if rationale_set else own
+            label = rationale_set or f"{own['model'] if own else 'the model'} (its own)"
+        out.append({
+            "arm": arm, "rationales": label,
+            "seeds": sorted(correct), "accuracy": accuracy, "low": low, "high": high,
+            "steps": group[0]["metrics"].get("total_steps"),
+            "seconds_per_step": _seconds_per_step(group),
+            "against_sft": None if arm == "sft" else paired.paired_difference(correct, sft),
+            "event_precision": t["event_precision"] if t else None,
+            "label_consistent": t["label_consistent"] if t else None,
+            "hallucination_rate": t["hallucination_rate"] if t else None,
+        })
+    order = {"zero_shot": 0, "sft": 1, "sft_total": 2}
+    return sorted(out, key=lambda r: (order.get(r["arm"], 3), -(r["event_precision"] or 0)))
+
+
+def _seconds_per_step(group: list[dict]) -> Optional[float]:
+    """Mean seconds per optimizer step over the runs' stages, as train_stage measured them."""
+    values = [s["seconds_per_step"] for r in group for s in (r["metrics"].get("stages") or {}).values()
+              if s.get("seconds_per_step")]
+    return float(np.mean(values)) if values else None
+
+
+def markdown(table: list[dict]) -> str:
+    head = ("| arm | Stage I rationales | their event precision | label follows from their events | seeds | "
+            "steps | s/step | accuracy [95% interval] | minus SFT [95% interval] |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in table:
+        def f(key):
+            return "-" if r[key] is None else f"{r[key]:.3f}"
+        lines.append(f"| {r['arm']} | {r['rationales'] or '-'} | {f('event_precision')} | {f('label_consistent')} | "
+                     f"{', '.join(map(str, r['seeds']))} | {r['steps']} | "
+                     f"{'-' if r['seconds_per_step'] is None else format(r['seconds_per_step'], '.1f')} | "
+                     f"{r['accuracy']:.3f} [{r['low']:.3f}, {r['high']:.3f}] | "
+                     f"{paired.format_difference(r['against_sft']) if r['arm'] != 'sft' else '(baseline)'} |")
+    widths = [(d["high"] - d["low"]) / 2 for r in table if (d := r["against_sft"])]
+    if widths:
+        lines += ["", f"A paired difference smaller than about ±{min(widths):.3f} (the narrowest interval's "
+                      "half-width here) cannot be told from 0 with these seeds and test clips."]
+    return "\n".join(lines) + "\n"
+
+
+def truth_figure(table: list[dict], path: Path) -> None:
+    """Accuracy against the Stage I rationales' event precision; SFT's interval as a band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    by_arm = {r["arm"]: r for r in table if r["event_precision"] is None}
+    if "sft" in by_arm:
+        s = by_arm["sft"]
+        ax.axhspan(s["low"], s["high"], color="tab:gray", alpha=0.25, label=f"SFT {s['accuracy']:.3f} (95% interval)")
+        ax.axhline(s["accuracy"], color="tab:gray", lw=1)
+    for arm, style in (("sft_total", ":"), ("zero_shot", "--")):
+        if arm in by_arm:
+            ax.axhline(by_arm[arm]["accuracy"], color="black", ls=style, lw=1,
+                       label=f"{arm} {by_arm[arm]['accuracy']:.3f}")
+    points = [r for r in table if r["event_precision"] is not None]
+    for r in points:
+        own = "its own" in r["rationales"]
+        ax.errorbar(r["event_precision"], r["accuracy"], yerr=[[r["accuracy"] - r["low"]], [r["high"] - r["accuracy"]]],
+                    fmt="s" if own else "o", color="tab:red" if own else "tab:blue", capsize=4)
+        ax.annotate(r["rationales"].removeprefix("import:"), (r["event_precision"], r["accuracy"]),
+                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlabel("event precision of the Stage I rationales (measured against the event logs)")
+    ax.set_ylabel("test accuracy")
+    seeds = sorted({s for r in table for s in r["seeds"]})
+    ax.set_title(f"RB-FT against rationale truth (seeds {', '.join(map(str, seeds))})", fontsize=10)
+    ax.set_xlim(-0.05, 1.05)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def learning_curves(store: Store, path: Path, experiment: Optional[str] = None) -> None:
+    """Validation accuracy against the step, for SFT, SFT with the total budget and RB-FT's Stage II."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    colours = {}
+    for run in _baseline(store, experiment):
+        points = [(e["done"], e["data"]["accuracy"]) for e in store.events(run["id"], "eval")
+                  if e["stage"] in CURVE_STAGES]
+        if not points:
+            continue
+        name = run["arm"] if run["arm"] != "rbft" else f"rbft Stage II ({(run['config'].get('rationales') or 'own').removeprefix('import:')})"
+        colour = colours.setdefault(name, f"C{len(colours)}")
+        ax.plot(*zip(*points), marker=".", color=colour, alpha=0.8,
+                label=name if name not in [line.get_label() for line in ax.lines] else None)
+    ax.set_xlabel("optimizer step of the stage")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("validation accuracy while training (one line per seed)", fontsize=10)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(store: Store, task: str, out: str | Path, experiment: Optional[str] = None) -> list[dict]:
+    """truth_curve.md, truth_curve.png, learning_curves.png and truth_curve.json in `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = rows(store, task, experiment)
+    (out / "truth_curve.json").write_text(json.dumps(table, indent=2))
+    (out / "truth_curve.md").write_text(markdown(table))
+    truth_figure(table, out / "truth_curve.png")
+    learning_curves(store, out / "learning_curves.png", experiment)
+    return table

@@ -1,0 +1,80 @@
+"""The rationale-truth report: every RB-FT arm is paired with the truth of the rationales its Stage I
+trained on and compared with the SFT of the same settings, seeds and test clips, from whatever runs
+have finished."""
+from dataclasses import replace
+
+import pytest
+
+from rbft import cli, rationale_import
+from rbft.config import ExperimentConfig, TrainConfig, to_dict
+from rbft.data import ingest
+from rbft.project import configure, open_project
+from rbft.recipes import truth_curve
+from rbft.toyworld import testbed
+
+BUDGET = ExperimentConfig(stage1=TrainConfig(max_steps=90, batch_size=2), stage2=TrainConfig(max_steps=90, batch_size=2))
+
+
+@pytest.fixture(scope="module")
+def floor(tmp_path_factory):
+    """A floor-task project with the oracle sets at p = 0 and p = 1 imported."""
+    root = tmp_path_factory.mktemp("truth-curve")
+    manifest = testbed.build_task("floor", root / "floor", train=3, val=1, test=4)
+    store = open_project(root / "project")
+    configure(store, "floor", testbed.TASKS["floor"].classes)
+    ingest(store, manifest)
+    for p in ("p0", "p1"):
+        rationale_import.import_rationales(store, root / "floor" / f"rationales_oracle_{p}.csv")
+    return store
+
+
+def finished_run(store, arm: str, seed: int, right: int, cfg: ExperimentConfig = BUDGET, rationales: str = "",
+                 seconds_per_step: float = 2.0) -> None:
+    """A finished run of `arm` whose first `right` test clips are predicted right, the rest wrong."""
+    cfg = replace(cfg, arms=[arm], rationales=rationales, seeds=[seed])
+    run_id = store.start_run(arm, seed, to_dict(cfg), "unused", "exp-" + (rationales or "main"),
+                             run_id=f"{rationales or 'main'}/{arm}/s{seed}/{cfg.stage2.max_steps}")
+    classes = store.labels()
+    rows = []
+    for i, v in enumerate(store.videos(split="test")):
+        wrong = next(c for c in classes if c != v["label"])
+        rows.append({"video_id": v["id"], "label": v["label"], "pred": v["label"] if i < right else wrong,
+                     "scores": {}, "rationale": None})
+    store.save_predictions(run_id, rows)
+    store.finish_run(run_id, {"total_steps": cfg.stage1.max_steps + cfg.stage2.max_steps,
+                              "stages": {"sft": {"seconds_per_step": seconds_per_step}}})
+
+
+def test_each_rbft_arm_stands_beside_its_rationales_truth_and_against_sft(floor, tmp_path):
+    for seed in (0, 1):
+        finished_run(floor, "sft", seed, right=6)
+        finished_run(floor, "rbft", seed, right=12, rationales="import:oracle_p0")
+        finished_run(floor, "rbft", seed, right=3, rationales="import:oracle_p1")
+    finished_run(floor, "sft", 0, right=0, cfg=replace(BUDGET, stage2=TrainConfig(max_steps=30, batch_size=2)))
+    rows = {r["rationales"] or r["arm"]: r for r in truth_curve.rows(floor, "floor")}
+    assert set(rows) == {"sft", "import:oracle_p0", "import:oracle_p1"}   # another budget's SFT is left out
+    assert rows["sft"]["accuracy"] == pytest.approx(0.5) and rows["sft"]["seeds"] == [0, 1]
+    true, false = rows["import:oracle_p0"], rows["import:oracle_p1"]
+    assert true["event_precision"] == 1.0 and false["event_precision"] == 0.0
+    assert true["against_sft"]["difference"] == pytest.approx(0.5) and true["against_sft"]["resolved"]
+    assert false["against_sft"]["difference"] == pytest.approx(-0.25) and false["against_sft"]["seeds"] == 2
+    assert true["low"] <= true["accuracy"] == 1.0 <= true["high"]
+    table = truth_curve.write(floor, "floor", tmp_path / "out")
+    assert len(table) == 3
+    text = (tmp_path / "out" / "truth_curve.md").read_text()
+    assert "import:oracle_p0 | 1.000 | 1.000 | 0, 1 | 180 | 2.0 | 1.000" in text and "+0.500" in text
+    for png in ("truth_curve.png", "learning_curves.png"):
+        assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_truth_command_writes_the_curve_and_says_without_sft_there_is_none(tmp_path, capsys):
+    store = open_project(tmp_path / "empty")
+    configure(store, "floor", testbed.TASKS["floor"].classes)
+    with pytest.raises(ValueError, match="no SFT run"):
+        truth_curve.rows(store, "floor")
+    manifest = testbed.build_task("floor", tmp_path / "floor", train=2, val=0, test=2)
+    ingest(store, manifest)
+    finished_run(store, "sft", 0, right=3)
+    cli.main(["truth", "--project", str(store.root), "--task", "floor", "--curve", str(tmp_path / "curve")])
+    assert "(baseline)" in capsys.readouterr().out
+    assert (tmp_path / "curve" / "truth_curve.png").exists()
