@@ -408,7 +408,7 @@ def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: Fr
     dominates the cost, runs once per video instead of once per option.
     """
     prefix = to_model(lm, collate([encode(lm, prompt, clip, frames)], lm.tokenizer.pad_token_id))
-    out = lm.model(**prefix, use_cache=True)
+    out = lm.model(**prefix, use_cache=True, logits_to_keep=1)   # only the last position's logits are read
     cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each option's first token
     answers = [lm.tokenizer(lm.family.answer_prefix + o + lm.family.end_of_turn, add_special_tokens=False,
