@@ -134,3 +134,24 @@ def test_motion_targets_follow_the_trajectory_and_the_event_log():
                     if logged:
                         checked.add(kind)
     assert {"bounces", "touches", "appears", "turns back", "speeds up"} <= checked
+
+
+def test_the_motion_head_reads_the_residual_stream_whatever_its_scale():
+    """SmolLM2's layer-10 states have norms near 135 with a few channels near 80: the read-out's loss
+    and the gradient it sends into the model must not grow with that scale, or it drowns the caption
+    loss (the first motion builds: gradient norms 10-30x the caption stage's, captions collapsed)."""
+    import torch
+
+    from rbft.toyworld import motion
+    torch.manual_seed(0)
+    clip, ids, t = _targets(3)
+    n = len(t["motion_classes"])
+    head = motion.MotionHead(64)
+    state, grads = torch.randn(n, 64), []
+    for scale in (1.0, 80.0):
+        h = (state * scale).requires_grad_(True)
+        loss = head.loss(h, t["motion_classes"], t["motion_events"], t["motion_position"])
+        loss.backward()
+        grads.append((loss.item(), (h.grad * scale).norm().item()))   # gradient w.r.t. the unscaled state
+    (small, g_small), (large, g_large) = grads
+    assert large == pytest.approx(small, rel=1e-3) and g_large == pytest.approx(g_small, rel=1e-2)
