@@ -64,7 +64,9 @@ def test_the_probe_runs_once_per_machine(tmp_path, monkeypatch):
 def test_the_real_probe_measures_both_types():
     m = dtypes.measure()
     assert m["float32_gflops"] > 0 and m["bfloat16_gflops"] > 0
-    assert m["bf16_speedup"] == pytest.approx(m["bfloat16_gflops"] / m["float32_gflops"], rel=0.01)
+    # the GFLOP/s are rounded to 0.01 and the ratio to 0.001: on a busy machine bfloat16 can be 0.3 GFLOP/s
+    rounding = 0.005 / m["float32_gflops"] + 0.0005
+    assert m["bf16_speedup"] == pytest.approx(m["bfloat16_gflops"] / m["float32_gflops"], rel=0.01, abs=rounding)
 
 
 @pytest.mark.parametrize("name", ["float32", "bfloat16"])
