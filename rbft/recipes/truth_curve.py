@@ -41,16 +41,11 @@ def _baseline(store: Store, experiment: Optional[str]) -> list[dict]:
     return groups[max({_settings(r) for r in sft}, key=rank)]
 
 
-def _interval(correct: dict[int, dict[str, int]], resamples: int = 2000) -> tuple[float, float, float]:
-    """Accuracy and its 95% bootstrap interval over seeds and clips."""
-    seeds = sorted(correct)
-    clips = sorted(set.intersection(*(set(correct[s]) for s in seeds)))
-    m = np.array([[correct[s][c] for c in clips] for s in seeds], dtype=float)
-    rng = np.random.default_rng(0)
-    means = [m[np.ix_(rng.integers(0, len(seeds), len(seeds)), rng.integers(0, len(clips), len(clips)))].mean()
-             for _ in range(resamples)]
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(m.mean()), float(low), float(high)
+def _interval(correct: dict[int, dict[str, int]]) -> tuple[float, float, float]:
+    """Accuracy and its 95% bootstrap interval over seeds and clips: paired's bootstrap against an
+    arm that is never right."""
+    d = paired.paired_difference(correct, {s: dict.fromkeys(clips, 0) for s, clips in correct.items()})
+    return d["difference"], d["low"], d["high"]
 
 
 def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict]:
@@ -77,6 +72,7 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
             "arm": arm, "rationales": label,
             "seeds": sorted(correct), "accuracy": accuracy, "low": low, "high": high,
             "steps": group[0]["metrics"].get("total_steps"),
+            "where": _where(group[0]),
             "seconds_per_step": _seconds_per_step(group),
             "against_sft": None if arm == "sft" else paired.paired_difference(correct, sft),
             "event_precision": t["event_precision"] if t else None,
@@ -85,6 +81,13 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
         })
     order = {"zero_shot": 0, "sft": 1, "sft_total": 2}
     return sorted(out, key=lambda r: (order.get(r["arm"], 3), -(r["event_precision"] or 0)))
+
+
+def _where(run: dict) -> str:
+    """The model, device, clip size and compute type (its reason names the CPU) a run measured with."""
+    m, frames = run["metrics"], run["config"].get("frames", {})
+    return (f"{m.get('model', '?')} on {m.get('device', '?')}, {frames.get('num_frames', '?')} frames of "
+            f"{frames.get('max_side', '?')} px; {m.get('dtype_reason') or m.get('dtype', '')}")
 
 
 def _seconds_per_step(group: list[dict]) -> Optional[float]:
@@ -139,9 +142,10 @@ def truth_figure(table: list[dict], path: Path) -> None:
     ax.set_ylabel("test accuracy")
     seeds = sorted({s for r in table for s in r["seeds"]})
     ax.set_title(f"RB-FT against rationale truth (seeds {', '.join(map(str, seeds))})", fontsize=10)
+    fig.text(0.01, 0.01, "; ".join(sorted({r["where"] for r in table})), fontsize=6, wrap=True)
     ax.set_xlim(-0.05, 1.05)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
