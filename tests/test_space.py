@@ -3,6 +3,7 @@ that a local server plays, through huggingface_hub's own protocol), projects kep
 survive, and jobs measured against a ZeroGPU window before they start."""
 import http.server
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -223,14 +224,23 @@ def test_the_app_starts_as_a_space_would(tmp_path, hub):
         assert str(app_dir / "projects") in where and "wipes on every restart" in where
         assert hub.gets == 1
         assert (app_dir / "projects" / "sample" / "project.db").exists()
-        served = log.read_text()   # start-up and one request: nothing may have failed
+        served = _without_gradio_loop_noise(log.read_text())   # start-up and one request: nothing failed
         assert "Error" not in served and "Traceback" not in served, served[-3000:]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    # On SIGTERM, interpreter shutdown may print asyncio's "Exception ignored in BaseEventLoop.__del__"
-    # for the event loops gradio leaves open (seen once in CI); no frame of ours may be in what it prints.
-    text = log.read_text()
-    ours = [line for line in text.splitlines() if line.strip().startswith("File ")
-            and (str(ROOT) in line or str(app_dir) in line)]
-    assert not ours, text[-3000:]
+    stopped = _without_gradio_loop_noise(log.read_text())
+    assert "Traceback" not in stopped, stopped[-3000:]
+
+
+GRADIO_LOOP_NOISE = re.compile(r"Exception ignored in: <function BaseEventLoop.__del__ at 0x[0-9a-f]+>\n"
+                               r"Traceback \(most recent call last\):\n(?:  .*\n)+?"
+                               r"ValueError: Invalid file descriptor: -1\n")
+
+
+def _without_gradio_loop_noise(text: str) -> str:
+    """gradio.utils.safe_get_lock makes an event loop per lock when Blocks are built outside one and
+    never closes them; when the garbage collector takes such a loop with its self-pipe socket, it may
+    close the socket first, and the loop's __del__ prints this (seen in CI, at any time while the app
+    serves). Only that exact report, all of its frames outside our code, is left out."""
+    return GRADIO_LOOP_NOISE.sub(lambda m: "" if str(ROOT) not in m.group(0) else m.group(0), text)
