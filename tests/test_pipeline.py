@@ -50,6 +50,25 @@ def test_finished_runs_are_not_redone(store, dataset, tiny):
     assert store.run(f"{name}/sft/s0")["finished_at"] == first["finished_at"]
 
 
+def test_zero_shot_is_scored_once_for_every_seed(store, dataset, tiny, monkeypatch):
+    ingest(store, dataset)
+    cfg = small_config(tiny("smolvlm"), arms=["zero_shot"], seeds=[0, 1, 2])
+    scored = []
+    original = experiment.evaluate
+    monkeypatch.setattr(experiment, "evaluate", lambda *a, **k: scored.append(a[2]) or original(*a, **k))
+    name = experiment.run_experiment(store, cfg)
+    assert scored == ["test"]
+    runs = [store.run(f"{name}/zero_shot/s{seed}") for seed in (0, 1, 2)]
+    assert all(r["status"] == "done" for r in runs)
+    first = store.predictions(runs[0]["id"])
+    assert len(first) == len(store.videos(split="test"))
+    for copy in runs[1:]:
+        assert copy["metrics"]["same_as"] == runs[0]["id"]
+        assert copy["metrics"]["accuracy"] == runs[0]["metrics"]["accuracy"]
+        assert [(p["video_id"], p["pred"], p["scores"]) for p in store.predictions(copy["id"])] == \
+            [(p["video_id"], p["pred"], p["scores"]) for p in first]
+
+
 def test_a_crashed_training_resumes_from_its_checkpoint(store, dataset, tiny, monkeypatch):
     ingest(store, dataset)
     cfg = small_config(tiny("qwen2_vl"), arms=["sft"])

@@ -139,6 +139,15 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
     # run, its events and predictions, evaluates and generates. Returns None in the others.
     processes = _processes()
     main = processes.is_main_process
+    scored = zero_shot_scored(store, experiment) if arm == "zero_shot" else None
+    if scored is not None:
+        if main:
+            store.start_run(arm, seed, to_dict(cfg), str(out_dir), experiment, run_id=run_id)
+            store.save_predictions(run_id, store.predictions(scored["id"]))
+            store.finish_run(run_id, dict(scored["metrics"], same_as=scored["id"]))
+        on_event(Event("log", arm, message=f"{arm} seed {seed}: the same predictions as {scored['id']} "
+                                           "(nothing trained, scoring has no randomness)"))
+        return scored["metrics"]
     if main:
         store.start_run(arm, seed, to_dict(cfg), str(out_dir), experiment, run_id=run_id)
     emit = fanout(store.event_sink(run_id), on_event) if main else ignore
@@ -201,6 +210,12 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
             store.finish_run(run_id, status=status, error=f"{type(e).__name__}: {e}")
         emit(Event("error", arm, message=f"{arm} seed {seed} {status}: {e}"))
         raise
+
+
+def zero_shot_scored(store: Store, experiment: str) -> Optional[dict]:
+    """Zero-shot trains nothing and scores by likelihood, so every seed gives the same predictions:
+    the first seed's are copied to the others, which the paired differences pair seed by seed."""
+    return next((r for r in store.runs(experiment) if r["arm"] == "zero_shot" and r["status"] == "done"), None)
 
 
 def check_generation_memory(cfg: ExperimentConfig) -> Optional[float]:
