@@ -63,6 +63,8 @@ def test_each_rbft_arm_stands_beside_its_rationales_truth_and_against_sft(floor,
     assert len(table) == 3
     text = (tmp_path / "out" / "truth_curve.md").read_text()
     assert "import:oracle_p0 | 1.000 | 1.000 | 0, 1 | 180 | 2.0 | 1.000" in text and "+0.500" in text
+    narrowest = min((r["against_sft"]["high"] - r["against_sft"]["low"]) / 2 for r in table if r["against_sft"])
+    assert f"detects 4 times in 5 is about ±{narrowest * 2.8016 / 1.96:.3f}" in text   # (1.96 + 0.84) SE
     for png in ("truth_curve.png", "learning_curves.png"):
         assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
 
