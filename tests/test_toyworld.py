@@ -155,3 +155,21 @@ def test_the_motion_head_reads_the_residual_stream_whatever_its_scale():
         grads.append((loss.item(), (h.grad * scale).norm().item()))   # gradient w.r.t. the unscaled state
     (small, g_small), (large, g_large) = grads
     assert large == pytest.approx(small, rel=1e-3) and g_large == pytest.approx(g_small, rel=1e-2)
+
+
+def test_a_rare_event_weighs_as_much_as_its_absence():
+    """An event tagged on one image token in 200: under the balanced loss that token's gradient is as
+    large as all the other 199 tokens' together, so a read-out that never fires is not nearly right."""
+    import torch
+
+    from rbft.toyworld.motion import EVENTS, event_loss
+    targets = torch.zeros(200, len(EVENTS))
+    targets[7, EVENTS.index("touches")] = 1
+    for balanced, ratio in ((True, 1.0), (False, 1 / 199)):
+        logits = torch.zeros(200, len(EVENTS), requires_grad=True)
+        event_loss(logits, targets, balanced).backward()
+        g = logits.grad[:, EVENTS.index("touches")].abs()
+        assert (g[7] / (g.sum() - g[7])).item() == pytest.approx(ratio, rel=1e-4)
+    silent = torch.full((200, len(EVENTS)), -6.0)   # a head that never fires
+    assert event_loss(silent, targets, balanced=False).item() < 0.01
+    assert event_loss(silent, targets, balanced=True).item() > 0.25

@@ -36,6 +36,8 @@ class BuildConfig:
     lora_r: int = field(default=16, metadata={"help": "LoRA rank on the language model"})
     motion_weight: float = field(default=1.0, metadata={"help": "weight of the caption stage's sight-across-time "
                                                           "loss (rbft.toyworld.motion); 0: captions alone"})
+    balanced_events: bool = field(default=True, metadata={"help": "the read-out's event tags: each event's "
+                                  "positive and negative tokens weigh half each (off: the plain mean of builds 1-4)"})
     train_vision: bool = field(default=True, metadata={"help": "the caption stage also trains the vision tower "
                                                         "(it stays frozen with motion_weight 0)"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
@@ -273,7 +275,8 @@ def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSin
                                                                       cfg.train_vision else []))
     frames = FrameConfig(cfg.num_frames, VISION["image_size"])
     if with_motion:
-        adapter = motion_stage(store, lm, examples, frames, train, work / "run", cfg.motion_weight, on_event)
+        adapter = motion_stage(store, lm, examples, frames, train, work / "run", cfg.motion_weight, on_event,
+                               balanced_events=cfg.balanced_events)
     else:
         adapter = train_stage(store, lm, examples, frames, train, work / "run", "toyworld", on_event=on_event)
     (work / "build.json").write_text(json.dumps({
@@ -362,7 +365,7 @@ HEAD_FILE = "motion_head.pt"
 
 
 def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weight: float,
-                 on_event: EventSink = ignore) -> Path:
+                 on_event: EventSink = ignore, balanced_events: bool = True) -> Path:
     """train_stage's caption training with the motion read-out beside it (resumable, the head saved
     with each checkpoint). Returns the adapter folder; the head is written beside it."""
     import transformers as tf
@@ -377,7 +380,7 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
     add_lora(lm, cfg)
     lm.model.train()
     torch.manual_seed(cfg.seed)
-    head = MotionHead(find_module(lm, "text_model").config.hidden_size)
+    head = MotionHead(find_module(lm, "text_model").config.hidden_size, balanced_events)
     lm.model.motion_head = head   # a sub-module, so that the optimizer trains it; PEFT saves adapters only
     last = last_complete_checkpoint(output_dir)
     if last and (Path(last) / HEAD_FILE).exists():

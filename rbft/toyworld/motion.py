@@ -87,6 +87,20 @@ def token_targets(clip: world.Clip, frame_ids: list[int], side: int = 4) -> dict
 TARGET_KEYS = ("motion_classes", "motion_events", "motion_position")
 
 
+def event_loss(logits: torch.Tensor, targets: torch.Tensor, balanced: bool = True) -> torch.Tensor:
+    """Binary cross-entropy of the event tags. Balanced: each event's positive tokens and its negative
+    tokens weigh half each. An event is on a few image tokens of a clip's hundreds, so under the plain
+    mean (balanced=False, builds 1-4) a head that never fires loses almost nothing; build 4's read-out
+    learned the commonest event ("grows") alone."""
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    if not balanced:
+        return loss.mean()
+    positive = targets > 0.5
+    on = (loss * positive).sum(0) / positive.sum(0).clamp(min=1)
+    off = (loss * ~positive).sum(0) / (~positive).sum(0).clamp(min=1)
+    return ((on + off) / 2).mean()
+
+
 class MotionHead(nn.Module):
     """A linear read-out of an image token's hidden state, normalized first; the loss sums its
     targets' losses.
@@ -98,10 +112,11 @@ class MotionHead(nn.Module):
     A parameter-free layer norm, as the language model applies before its own head, keeps the two
     losses on one scale."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, balanced_events: bool = True):
         super().__init__()
         self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
         self.linear = nn.Linear(hidden, N_OUT)
+        self.balanced_events = balanced_events
 
     def read(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.linear(self.norm(hidden.float()))
@@ -119,7 +134,7 @@ class MotionHead(nn.Module):
             total = total + ce(out["direction"], classes[:, 3], ignore_index=-100)
         shown = classes[:, 0] > 0
         if shown.any():
-            total = total + nn.functional.binary_cross_entropy_with_logits(out["events"][shown], events[shown])
+            total = total + event_loss(out["events"][shown], events[shown], self.balanced_events)
             total = total + ((out["position"][shown] - position[shown]) ** 2).mean()
         return total
 
