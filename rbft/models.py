@@ -182,6 +182,7 @@ class LoadedModel:
     device: str
     quantized: bool
     compute: dtypes.Choice = dtypes.Choice("bfloat16", "bfloat16")
+    weights: str = ""   # which weights the name resolved to: a Hub id, or a local folder's name
 
     @property
     def dtype(self) -> torch.dtype:
@@ -263,7 +264,12 @@ def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool
     if device == "cpu":
         model.to("cpu")
     model.eval()
-    return LoadedModel(model, processor, family, cfg.model, device, quantized, compute)
+    return LoadedModel(model, processor, family, cfg.model, device, quantized, compute, _weights_name(source))
+
+
+def _weights_name(source: Path | str) -> str:
+    """A local folder by its name (the toy world's carries its parts' digest: toyworld-<digest>), a Hub id as is."""
+    return source.name if isinstance(source, Path) else source
 
 
 def _load_kwargs(family: Family, device: str, quantized: bool, dtype: torch.dtype) -> dict:
@@ -434,5 +440,5 @@ def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: Fr
 
 
 def model_info(lm: LoadedModel) -> dict:
-    return {"model": lm.name, "family": lm.family.name, "device": lm.device,
+    return {"model": lm.name, "weights": lm.weights, "family": lm.family.name, "device": lm.device,
             "quantized_4bit": lm.quantized, "dtype": lm.compute.name, "dtype_reason": lm.compute.reason}

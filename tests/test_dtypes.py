@@ -85,6 +85,7 @@ def test_a_model_loads_computes_and_trains_in_the_type_chosen(tiny, name):
     assert len(models.score_options(lm, "Which?", clip, frames, ["a", "b"])) == 2
     info = models.model_info(lm)
     assert info["dtype"] == name and info["dtype_reason"] == lm.compute.reason
+    assert info["weights"] == models.resolve(tiny("smolvlm")).name   # the folder the run's weights came from
 
 
 def test_dry_run_and_the_run_record_name_the_type(tmp_path, tiny, capsys):

@@ -86,7 +86,8 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
 def _where(run: dict) -> str:
     """The model, device, clip size and compute type (its reason names the CPU) a run measured with."""
     m, frames = run["metrics"], run["config"].get("frames", {})
-    return (f"{m.get('model', '?')} on {m.get('device', '?')}, {frames.get('num_frames', '?')} frames of "
+    weights = f" ({m['weights']})" if m.get("weights") and m["weights"] != m.get("model") else ""
+    return (f"{m.get('model', '?')}{weights} on {m.get('device', '?')}, {frames.get('num_frames', '?')} frames of "
             f"{frames.get('max_side', '?')} px; {m.get('dtype_reason') or m.get('dtype', '')}")
 
 
