@@ -214,7 +214,7 @@ def load_processor(cfg: ModelConfig) -> LoadedModel:
         raise ModelLoadError(f"cannot load {cfg.model!r}'s processor: {str(e).splitlines()[0]}") from None
     device = pick_device(cfg.device)
     return LoadedModel(None, processor, detect_family(config.model_type), cfg.model, device,
-                       use_4bit(cfg, device), compute_type(cfg, device), config)
+                       use_4bit(cfg, device), compute_type(cfg, device), _weights_name(source), _config=config)
 
 
 def _load_config(source):
