@@ -70,6 +70,23 @@ def test_caption_scores_reward_truth_and_catch_hallucination():
             truth.caption_scores(tw.caption(clip, 3), clip.events)["order_right"]
 
 
+def test_event_kinds_are_scored_apart_from_the_things_they_happen_to():
+    """A caption that tells what happens but to the wrong thing is told from one that sees nothing:
+    what separates a miss of the eyes (objects) from a miss of motion (events)."""
+    from rbft.toyworld import truth
+    clip = tw.render(3)
+    colors = {e["object"].split(" ")[2] for e in clip.events}
+    other = next(c for c in ("red", "green", "blue", "yellow", "purple", "white") if c not in colors)
+    recoloured = tw.caption(clip, 3)
+    for c in colors:
+        recoloured = recoloured.replace(f" {c} ", f" {other} ")
+    s = truth.caption_scores(recoloured, clip.events)
+    assert s["event_precision"] == 0 and s["event_recall"] == 0
+    assert s["event_kind_precision"] == 1 and s["event_kind_recall"] == 1
+    s = truth.caption_scores("Nothing moves.", clip.events)
+    assert s["event_kind_precision"] == 0 and s["event_kind_recall"] == 0
+
+
 # ---- sight across time: the targets the caption stage reads from the language model's middle layer
 
 def _targets(seed):

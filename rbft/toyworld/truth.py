@@ -70,6 +70,7 @@ def caption_scores(text: str, events: list[dict]) -> dict:
     shapes = _prf({o.split()[1] for o in objects_said}, {o.split()[1] for o in objects_true})
     objects = _prf(objects_said, objects_true)
     facts = _prf(set(said), set(true))
+    kinds = _prf({k for _, k in said}, {k for _, k in true})   # what happens, whichever thing it names
     # temporal order: among facts said and true, pairs in the same order as the log
     first_true = {f: i for i, f in reversed(list(enumerate(true)))}
     right = [f for f in dict.fromkeys(said) if f in first_true]
@@ -78,6 +79,7 @@ def caption_scores(text: str, events: list[dict]) -> dict:
     return {"object_precision": objects[0], "object_recall": objects[1], "color_precision": colors[0],
             "color_recall": colors[1], "shape_precision": shapes[0], "shape_recall": shapes[1],
             "event_precision": facts[0], "event_recall": facts[1],
+            "event_kind_precision": kinds[0], "event_kind_recall": kinds[1],
             "order_pairs": len(pairs), "order_right": ordered,
             "hallucinated": len([f for f in said if f not in set(true)]) + len(objects_said - objects_true),
             "claims": len(said) + len(objects_said)}
