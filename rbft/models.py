@@ -267,6 +267,11 @@ def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool
     return LoadedModel(model, processor, family, cfg.model, device, quantized, compute, _weights_name(source))
 
 
+def weights_name(name: str) -> str:
+    """Which weights a model name resolves to here, without loading them (see LoadedModel.weights)."""
+    return _weights_name(resolve(name))
+
+
 def _weights_name(source: Path | str) -> str:
     """A local folder by its name (the toy world's carries its parts' digest: toyworld-<digest>), a Hub id as is."""
     return source.name if isinstance(source, Path) else source

@@ -1,7 +1,7 @@
 """ingest -> generate -> Stage I -> Stage II -> evaluate, for every family, and resume after a crash."""
 import pytest
 
-from rbft import export, quality
+from rbft import export, models, quality
 from rbft.recipes import experiment
 from rbft.data import ingest
 from rbft.train import EventCallback
@@ -67,6 +67,23 @@ def test_zero_shot_is_scored_once_for_every_seed(store, dataset, tiny, monkeypat
         assert copy["metrics"]["accuracy"] == runs[0]["metrics"]["accuracy"]
         assert [(p["video_id"], p["pred"], p["scores"]) for p in store.predictions(copy["id"])] == \
             [(p["video_id"], p["pred"], p["scores"]) for p in first]
+
+
+def test_an_experiment_will_not_resume_on_other_weights(store, dataset, tiny):
+    """New toy-world parts change what `toyworld` loads: resuming must not pair runs of two models."""
+    ingest(store, dataset)
+    cfg = small_config(tiny("smolvlm"), arms=["zero_shot"], seeds=[0])
+    name = experiment.run_experiment(store, cfg)
+    first = store.run(f"{name}/zero_shot/s0")
+    assert first["metrics"]["weights"] == models.weights_name(tiny("smolvlm"))
+    store.finish_run(first["id"], dict(first["metrics"], weights="toyworld-0123456789ab"))
+    cfg.seeds = [0, 1]
+    with pytest.raises(ValueError, match="used toyworld-0123456789ab.*new experiment"):
+        experiment.run_experiment(store, cfg)
+    assert [r["id"] for r in store.runs(name)] == [first["id"]]
+    store.finish_run(first["id"], first["metrics"])   # the same weights again: it resumes
+    experiment.run_experiment(store, cfg)
+    assert store.run(f"{name}/zero_shot/s1")["status"] == "done"
 
 
 def test_a_crashed_training_resumes_from_its_checkpoint(store, dataset, tiny, monkeypatch):

@@ -236,10 +236,26 @@ def run_experiment(store: Store, cfg: ExperimentConfig, name: Optional[str] = No
     from .budget import check
     check(store, cfg)   # refused here, before any weights load, when it will not fit
     name = name or experiment_name(cfg, store)
+    check_same_weights(store, name, cfg.model.model)
     for seed in cfg.seeds:
         for arm in cfg.arms:
             run_arm(store, arm, seed, cfg, name, on_event)
     return name
+
+
+def check_same_weights(store: Store, experiment: str, model: str) -> None:
+    """An experiment's arms are compared run by run, so they must all train the same weights. A name
+    such as `toyworld` resolves to whatever parts are installed: after new parts ship, resuming an
+    experiment would pair runs of two models. Refused before anything runs."""
+    used = {r["metrics"].get("weights") for r in store.runs(experiment)
+            if r["status"] == "done" and r["metrics"] and r["metrics"].get("weights")}
+    if not used:
+        return
+    now = models.weights_name(model)
+    if used != {now}:
+        raise ValueError(f"experiment {experiment}'s finished runs used {', '.join(sorted(used))}, but {model} "
+                         f"now resolves to {now}: its arms would compare two models. Restore those weights, "
+                         f"or start a new experiment (--name).")
 
 
 def summarize(store: Store, experiment: str) -> list[dict]:
