@@ -174,19 +174,48 @@ def test_the_motion_head_reads_the_residual_stream_whatever_its_scale():
     assert large == pytest.approx(small, rel=1e-3) and g_large == pytest.approx(g_small, rel=1e-2)
 
 
-def test_a_rare_event_weighs_as_much_as_its_absence():
-    """An event tagged on one image token in 200: under the balanced loss that token's gradient is as
-    large as all the other 199 tokens' together, so a read-out that never fires is not nearly right."""
+def test_a_rare_event_weighs_as_much_as_its_absence_over_the_data():
+    """One clip a step, as the caption stage trains: an event on 20 tokens of 1,000, all in the first
+    of 20 steps. Weighed by the data's pos_weight, its tokens push the read-out up as hard, summed
+    over the steps, as the other 980 push it down; under the plain mean they are 1/49 of the push."""
     import torch
 
     from rbft.toyworld.motion import EVENTS, event_loss
-    targets = torch.zeros(200, len(EVENTS))
-    targets[7, EVENTS.index("touches")] = 1
-    for balanced, ratio in ((True, 1.0), (False, 1 / 199)):
-        logits = torch.zeros(200, len(EVENTS), requires_grad=True)
-        event_loss(logits, targets, balanced).backward()
-        g = logits.grad[:, EVENTS.index("touches")].abs()
-        assert (g[7] / (g.sum() - g[7])).item() == pytest.approx(ratio, rel=1e-4)
-    silent = torch.full((200, len(EVENTS)), -6.0)   # a head that never fires
-    assert event_loss(silent, targets, balanced=False).item() < 0.01
-    assert event_loss(silent, targets, balanced=True).item() > 0.25
+    k = EVENTS.index("touches")
+    steps = [torch.zeros(50, len(EVENTS)) for _ in range(20)]
+    steps[0][:20, k] = 1
+    pos_weight = torch.ones(len(EVENTS))
+    pos_weight[k] = 980 / 20
+    for weight, ratio in ((pos_weight, 1.0), (None, 20 / 980)):
+        up = down = 0.0
+        for targets in steps:
+            logits = torch.zeros_like(targets, requires_grad=True)
+            event_loss(logits, targets, weight).backward()
+            g = logits.grad[:, k]
+            up -= g[targets[:, k] > 0].sum().item()
+            down += g[targets[:, k] == 0].sum().item()
+        assert up / down == pytest.approx(ratio, rel=1e-4)
+    silent = torch.full((50, len(EVENTS)), -6.0)   # a read-out that never fires
+    assert event_loss(silent, steps[0]).item() < 0.3
+    assert event_loss(silent, steps[0], pos_weight).item() > 5 * event_loss(silent, steps[0]).item()
+
+
+def test_event_weights_count_the_training_clips():
+    import torch
+
+    from rbft.toyworld import motion, world
+    from rbft.frames import uniform_indices
+    seeds = range(40, 60)
+    w = motion.event_pos_weight(seeds, 8)
+    counts, shown = torch.zeros(len(motion.EVENTS)), 0
+    for seed in seeds:
+        clip = world.render(seed, labels=True)
+        t = motion.token_targets(clip, uniform_indices(16, 8))
+        on = t["motion_classes"][:, 0] > 0
+        counts, shown = counts + t["motion_events"][on].sum(0), shown + int(on.sum())
+    assert (w >= 1).all() and (w <= 100).all()
+    ratio = (shown - counts) / counts.clamp(min=1)
+    seen = (counts > 0) & (ratio >= 1) & (ratio <= 100)   # inside the clamp
+    assert seen.any()
+    assert torch.allclose(w[seen] * counts[seen], shown - counts[seen])
+    assert w[motion.EVENTS.index("grows")] < w[motion.EVENTS.index("touches")]

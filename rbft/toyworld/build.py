@@ -37,7 +37,8 @@ class BuildConfig:
     motion_weight: float = field(default=1.0, metadata={"help": "weight of the caption stage's sight-across-time "
                                                           "loss (rbft.toyworld.motion); 0: captions alone"})
     balanced_events: bool = field(default=True, metadata={"help": "the read-out's event tags: each event's "
-                                  "positive and negative tokens weigh half each (off: the plain mean of builds 1-4)"})
+                                  "present tokens weigh as much as its absent ones over the training clips "
+                                  "(motion.event_pos_weight; off: the plain mean of builds 1-4)"})
     train_vision: bool = field(default=True, metadata={"help": "the caption stage also trains the vision tower "
                                                         "(it stays frozen with motion_weight 0)"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
@@ -372,7 +373,7 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
 
     from ..train import (ADAPTER_DIR, EventCallback, add_lora, last_complete_checkpoint, save_adapter,
                          training_arguments)
-    from .motion import LAYER, MotionHead
+    from .motion import EVENTS, LAYER, MotionHead, event_pos_weight
     adapter_dir = output_dir / ADAPTER_DIR
     if (adapter_dir / "adapter_config.json").exists():
         return adapter_dir
@@ -380,7 +381,14 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
     add_lora(lm, cfg)
     lm.model.train()
     torch.manual_seed(cfg.seed)
-    head = MotionHead(find_module(lm, "text_model").config.hidden_size, balanced_events)
+    pos_weight = None
+    if balanced_events:
+        seeds = sorted({int(Path(ex.video["path"]).stem) for ex in examples})
+        side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR
+        pos_weight = event_pos_weight(seeds, frames.num_frames, side)
+        on_event(Event("log", "toyworld", message="event weights (absent per present token): " + ", ".join(
+            f"{k} {w:.0f}" for k, w in zip(EVENTS, pos_weight.tolist()))))
+    head = MotionHead(find_module(lm, "text_model").config.hidden_size, pos_weight)
     lm.model.motion_head = head   # a sub-module, so that the optimizer trains it; PEFT saves adapters only
     last = last_complete_checkpoint(output_dir)
     if last and (Path(last) / HEAD_FILE).exists():

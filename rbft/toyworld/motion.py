@@ -87,18 +87,30 @@ def token_targets(clip: world.Clip, frame_ids: list[int], side: int = 4) -> dict
 TARGET_KEYS = ("motion_classes", "motion_events", "motion_position")
 
 
-def event_loss(logits: torch.Tensor, targets: torch.Tensor, balanced: bool = True) -> torch.Tensor:
-    """Binary cross-entropy of the event tags. Balanced: each event's positive tokens and its negative
-    tokens weigh half each. An event is on a few image tokens of a clip's hundreds, so under the plain
-    mean (balanced=False, builds 1-4) a head that never fires loses almost nothing; build 4's read-out
-    learned the commonest event ("grows") alone."""
-    loss = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    if not balanced:
-        return loss.mean()
-    positive = targets > 0.5
-    on = (loss * positive).sum(0) / positive.sum(0).clamp(min=1)
-    off = (loss * ~positive).sum(0) / (~positive).sum(0).clamp(min=1)
-    return ((on + off) / 2).mean()
+def event_pos_weight(seeds, num_frames: int, side: int = 4, cap: float = 100.0) -> torch.Tensor:
+    """Per event kind, how many image tokens (of those that show a thing) lack it for each one that
+    has it, over the training clips `seeds`: binary cross-entropy's pos_weight, so that over the
+    data an event's presence weighs as much as its absence. Capped, as a kind almost never seen
+    would otherwise take over the loss."""
+    from ..frames import uniform_indices
+    counts, shown = torch.zeros(len(EVENTS)), 0
+    for seed in seeds:
+        clip = world.render(int(seed), labels=True)
+        t = token_targets(clip, uniform_indices(len(clip.frames), num_frames), side)
+        on = t["motion_classes"][:, 0] > 0
+        counts += t["motion_events"][on].sum(0)
+        shown += int(on.sum())
+    return ((shown - counts) / counts.clamp(min=1)).clamp(1, cap)
+
+
+def event_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of the event tags, each event's positives weighed by `pos_weight`
+    (event_pos_weight; None: the plain mean of builds 1-4). An event is on a few image tokens of a
+    clip's hundreds, so under the plain mean a head that never fires loses almost nothing; build 4's
+    read-out learned the commonest event ("grows") alone. Build 5 balanced positives against
+    negatives within each batch instead: at one clip a step, most steps hold no positive of a rare
+    event and only push it down, and its read-out still learned "grows" alone."""
+    return nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
 
 
 class MotionHead(nn.Module):
@@ -112,11 +124,11 @@ class MotionHead(nn.Module):
     A parameter-free layer norm, as the language model applies before its own head, keeps the two
     losses on one scale."""
 
-    def __init__(self, hidden: int, balanced_events: bool = True):
+    def __init__(self, hidden: int, event_pos_weight: torch.Tensor | None = None):
         super().__init__()
         self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
         self.linear = nn.Linear(hidden, N_OUT)
-        self.balanced_events = balanced_events
+        self.register_buffer("event_pos_weight", event_pos_weight, persistent=False)
 
     def read(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.linear(self.norm(hidden.float()))
@@ -134,7 +146,7 @@ class MotionHead(nn.Module):
             total = total + ce(out["direction"], classes[:, 3], ignore_index=-100)
         shown = classes[:, 0] > 0
         if shown.any():
-            total = total + event_loss(out["events"][shown], events[shown], self.balanced_events)
+            total = total + event_loss(out["events"][shown], events[shown], self.event_pos_weight)
             total = total + ((out["position"][shown] - position[shown]) ** 2).mean()
         return total
 
