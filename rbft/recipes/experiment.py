@@ -255,7 +255,7 @@ def check_same_weights(store: Store, experiment: str, model: str) -> None:
     if used != {now}:
         raise ValueError(f"experiment {experiment}'s finished runs used {', '.join(sorted(used))}, but {model} "
                          f"now resolves to {now}: its arms would compare two models. Restore those weights, "
-                         f"or start a new experiment (--name).")
+                         f"or start a new experiment under another name (`python -m rbft experiment --name`).")
 
 
 def summarize(store: Store, experiment: str) -> list[dict]:
