@@ -87,6 +87,25 @@ def test_event_kinds_are_scored_apart_from_the_things_they_happen_to():
     assert s["event_kind_precision"] == 0 and s["event_kind_recall"] == 0
 
 
+def test_two_models_compare_clip_by_clip_with_an_interval():
+    """Builds are ranked by a paired difference over the same held-out clips, not by two means: a
+    model that tells the truth on half the clips beats one that never does, beyond the interval, and a
+    model against itself is no result."""
+    from rbft.toyworld.evaluation import paired_captions, score_captions
+    seeds = [s for s in SEEDS if tw.render(s).events][:30]
+    wrong = "A purple triangle bounces off the left wall. Then a white square disappears."
+    half = score_captions(seeds, [tw.caption(tw.render(s), s) if i % 2 else wrong for i, s in enumerate(seeds)])
+    never = score_captions(seeds, [wrong] * len(seeds))
+    assert [r["seed"] for r in half["per_clip"]] == seeds and half["per_clip"][1]["event_precision"] == 1
+    d = paired_captions(half, never)["event_precision"]
+    assert d["resolved"] and 0 < d["low"] < d["difference"] < d["high"] <= 1
+    assert abs(d["difference"] - (half["event_precision"] - never["event_precision"])) < 1e-9
+    same = paired_captions(half, half)["event_recall"]
+    assert same["difference"] == 0 and not same["resolved"]
+    with pytest.raises(ValueError, match="share no clip"):
+        paired_captions(half, score_captions([999], [wrong]))
+
+
 # ---- sight across time: the targets the caption stage reads from the language model's middle layer
 
 def _targets(seed):

@@ -24,12 +24,17 @@ def cmd_toyworld(args):
         from ..toyworld.evaluation import evaluate_build
         report = evaluate_build(args.work, args.eval_clips, tuple(args.compare or ()), num_frames=cfg.num_frames,
                                 on_event=_sink(args), dtype=cfg.dtype)
-        captions = {name: r for name, r in report.items() if name not in ("seeds", "motion read-out")}
-        keys = [k for k in report["toy-world VLM"] if k not in ("examples", "clips", "seconds", "dtype")]
+        captions = {name: r for name, r in report.items() if name not in ("seeds", "motion read-out", "paired")}
+        keys = [k for k in report["toy-world VLM"] if k not in ("examples", "per_clip", "clips", "seconds", "dtype")]
         print(f"held-out clips: {args.eval_clips} (seeds {report['seeds'][0]}-{report['seeds'][-1]})")
         for k in keys:
             print(f"  {k:<26}" + "".join(f"{name}: {r.get(k) if r.get(k) is None else round(r[k], 3)!s:<8}  "
                                           for name, r in captions.items()))
+        from ..paired import format_difference
+        for name, paired in report.get("paired", {}).items():
+            print(f"this build minus {name}, paired over the clips, 95% interval:")
+            for k, d in paired.items():
+                print(f"  {k:<26}{format_difference(d)}")
         if "motion read-out" in report:
             print(f"motion read-out at the language model's layer 10: {json.dumps(report['motion read-out'])}")
     if args.ship:

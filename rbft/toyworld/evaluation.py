@@ -15,31 +15,42 @@ from .shipped import _assembly_dir, model_dir
 
 def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens: int = 120,
                       on_event: EventSink = ignore, batch_size: int = 25) -> dict:
-    """Caption held-out clips and score them against their event logs (means over clips). Greedy,
+    """Caption held-out clips and score them against their event logs (score_captions). Greedy,
     `batch_size` clips per generate call: on 2 CPU cores a decoding step costs about as much for 16
     clips as for one (1.9 s against 1.5 s here)."""
-    import statistics
-
     from .. import models
     from . import world
-    from .truth import caption_scores
     from ..config import FrameConfig, GenerationConfig
     from ..frames import Clip, uniform_indices
     frames = FrameConfig(num_frames, VISION["image_size"])
     gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, repetition_penalty=1.05)
-    rows, examples = [], []
+    said = []
     progress = Progress(on_event, "caption-eval", len(seeds))
     for start in range(0, len(seeds), batch_size):
         chunk = seeds[start:start + batch_size]
         clips = [world.render(seed) for seed in chunk]
         idx = uniform_indices(len(clips[0].frames), num_frames)
-        texts = models.generate(lm, [DESCRIBE] * len(chunk),
+        said += models.generate(lm, [DESCRIBE] * len(chunk),
                                 [Clip(c.frames[idx], c.fps, len(c.frames), idx) for c in clips], frames, gen)
-        for seed, clip, text in zip(chunk, clips, texts):
-            rows.append(caption_scores(text, clip.events))
-            if len(examples) < 5:
-                examples.append({"seed": seed, "said": text, "truth": world.caption(clip, seed)})
-            progress.advance()
+        progress.advance(len(chunk))
+    return score_captions(seeds, said)
+
+
+def score_captions(seeds: list[int], said: list[str]) -> dict:
+    """Captions of the clips of `seeds` against their event logs: means over clips (precision and
+    recall), ratios over all claims (hallucination rate, temporal order), and each clip's caption and
+    scores, so that two models compare clip by clip (paired_captions)."""
+    import statistics
+
+    from . import world
+    from .truth import caption_scores
+    rows, examples, per_clip = [], [], []
+    for seed, text in zip(seeds, said, strict=True):
+        clip = world.render(seed)
+        rows.append(caption_scores(text, clip.events))
+        per_clip.append({"seed": seed, "said": text, **{k: rows[-1][k] for k in PAIRED_MEASURES}})
+        if len(examples) < 5:
+            examples.append({"seed": seed, "said": text, "truth": world.caption(clip, seed)})
     keys = [k for k in rows[0] if k not in ("order_pairs", "order_right", "hallucinated", "claims")]
     out = {k: statistics.fmean(r[k] for r in rows) for k in keys}
     pairs = sum(r["order_pairs"] for r in rows)
@@ -47,8 +58,27 @@ def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens:
     out["order_pairs"] = pairs
     claims = sum(r["claims"] for r in rows)
     out["hallucination_rate"] = sum(r["hallucinated"] for r in rows) / claims if claims else None
-    out.update(clips=len(seeds), examples=examples)
+    out.update(clips=len(seeds), examples=examples, per_clip=per_clip)
     return out
+
+
+# per clip, so that two models captioning the same clips compare as a paired difference
+PAIRED_MEASURES = ("object_precision", "object_recall", "event_precision", "event_recall",
+                   "event_kind_precision", "event_kind_recall")
+
+
+def paired_captions(a: dict, b: dict, resamples: int = 2000) -> dict:
+    """Model a minus model b on the clips both captioned (evaluate_captions reports): per measure, the
+    mean difference over clips with a 95% bootstrap interval over them (rbft.paired)."""
+    from ..paired import paired_difference
+    rows_a = {r["seed"]: r for r in a.get("per_clip", [])}
+    rows_b = {r["seed"]: r for r in b.get("per_clip", [])}
+    shared = sorted(set(rows_a) & set(rows_b))
+    if not shared:
+        raise ValueError("the two evaluations share no clip with per-clip scores: evaluate both again")
+    return {k: paired_difference({0: {s: rows_a[s][k] for s in shared}}, {0: {s: rows_b[s][k] for s in shared}},
+                                 resamples=resamples)
+            for k in PAIRED_MEASURES}
 
 
 @torch.no_grad()
@@ -124,7 +154,7 @@ def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames
               lambda p=p: models.load(ModelConfig(model=str(model_dir(Path(p))), quantization="none", dtype=dtype)))
              for p in compare]
     for name, load in todo:
-        if name in report:
+        if name in report and "per_clip" in report[name]:
             continue
         lm = load()
         started = time.time()
@@ -135,5 +165,8 @@ def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames
         if name == "toy-world VLM" and head.exists():
             report["motion read-out"] = motion_readout(lm, head, seeds, num_frames)
         path.write_text(json.dumps(report, indent=2))
+    build = report["toy-world VLM"]
+    report["paired"] = {name: paired_captions(build, report[name]) for name, _ in todo[2:]}
+    path.write_text(json.dumps(report, indent=2))
     return report
 
