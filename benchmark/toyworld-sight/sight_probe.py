@@ -1,0 +1,74 @@
+"""A probe, not the build: why the vision tower sees colour but hardly shape. Short runs of the sight
+pretraining (rbft.toyworld.sight's model, data and held-out measure) with one thing changed each,
+on 2 CPU cores, scored on the same 40 held-out clips as the build. Results: probe.md beside this.
+
+    BASE=WORK/base python sight_probe.py VARIANT STEPS [LEARNING_RATE]
+
+VARIANT: control (the build's loss), fg (shape and size scored only where a thing is), noreg (fg,
+no position or size regression), pooled (fg plus each thing's mean patch feature naming its shape
+and size), diverse (16 clips x 2 frames a step instead of 4 x 8), patch8 (8 px patches, 4 clips x
+2 frames), overfit (fg on 8 clips, scored on them). BASE is a toy-world build's base folder
+(`rbft.toyworld.base.assemble_base`); the tower starts from its random weights."""
+import os, sys, time, math, numpy as np, torch
+from torch import nn
+import transformers as tf
+from rbft.toyworld import sight, world
+from rbft.toyworld.base import VISION
+variant, steps = sys.argv[1], int(sys.argv[2])
+lr = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-3
+torch.manual_seed(0); torch.set_num_threads(2)
+full = tf.AutoModelForImageTextToText.from_pretrained(os.environ["BASE"], dtype=torch.float32)
+P = 16
+if variant.startswith("patch8"):  # 8 px patches (256 a frame; a pixel shuffle of 4 keeps 16 tokens)
+    P = 8
+    full.model.vision_model = tf.models.smolvlm.modeling_smolvlm.SmolVLMVisionTransformer(tf.SmolVLMVisionConfig(**{**VISION, "patch_size": 8}))
+m = sight.SightPretraining(full.model.vision_model, VISION["hidden_size"])
+pool_head = nn.Linear(VISION["hidden_size"], 3 + 2)
+params = list(m.parameters()) + list(pool_head.parameters())
+opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+warm = int(0.05 * steps)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: s / max(1, warm) if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+ds = sight.SightDataset(500000, steps * 4, 8, P)
+per_step, nf = 4, 8
+if variant.startswith("diverse"):  # as many images a step, from 4x the clips: 2 frames each
+    per_step, nf = 16, 2
+    ds = sight.SightDataset(500000, steps * per_step, nf, 16)
+if variant.startswith("patch8"):
+    per_step, nf = 4, 2
+    ds = sight.SightDataset(500000, steps * per_step, nf, P)
+if variant.startswith("overfit"):
+    ds = [ds[i % 8] for i in range(8)] * (steps // 2 + 1)
+a, b, c = len(sight.COLORS) + 1, len(world.SHAPES) + 1, len(sight.SIZES) + 1
+ce = nn.functional.cross_entropy
+t0 = time.time()
+for step in range(steps):
+    batch = sight.collate([ds[step * per_step + i] for i in range(per_step)])
+    h = m.vision_model(pixel_values=batch["pixel_values"]).last_hidden_state
+    out = m.head(h)
+    color, shape, size = batch["color"], batch["shape"], batch["size"]
+    on = color > 0
+    loss = ce(out[..., :a].flatten(0, 1), color.flatten())
+    if variant in ("control", "diverse", "patch8"):
+        loss = loss + ce(out[..., a:a + b].flatten(0, 1), shape.flatten()) + ce(out[..., a + b:a + b + c].flatten(0, 1), size.flatten())
+    else:  # shape and size only where a thing is (the colour says where)
+        loss = loss + ce(out[..., a:a + b][on], shape[on]) + ce(out[..., a + b:a + b + c][on], size[on])
+    pred = out[..., a + b + c:]
+    if variant != "noreg":
+      loss = loss + ((pred - batch["regress"]) ** 2 * batch["regress_mask"]).sum() / batch["regress_mask"].sum().clamp(min=1)
+    if variant == "pooled":  # each thing in each frame: its patches' mean names its shape and size
+        key = color * 10 + shape * 3 + size  # one id per thing within a clip's frame (colour+shape unique)
+        feats, ys, zs = [], [], []
+        for i in range(h.shape[0]):
+            for k in torch.unique(key[i][on[i]]):
+                sel = key[i] == k
+                feats.append(h[i][sel].mean(0)); ys.append(shape[i][sel][0] - 1); zs.append(size[i][sel][0] - 1)
+        if feats:
+            po = pool_head(torch.stack(feats))
+            loss = loss + ce(po[:, :3], torch.stack(ys)) + ce(po[:, 3:], torch.stack(zs))
+    opt.zero_grad(); loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); sched.step()
+    if step % 50 == 0:
+        print(step, round(loss.item(), 3), round(time.time() - t0, 1), flush=True)
+print("seconds", round(time.time() - t0, 1), "per step", round((time.time() - t0) / steps, 3))
+held = list(range(500000, 500008)) if variant.startswith("overfit") else list(range(900000, 900040))
+print(variant, steps, lr, sight.sight_accuracy(m, held, 8, P))
