@@ -7,7 +7,8 @@ on 2 CPU cores, scored on the same 40 held-out clips as the build. Results: prob
 VARIANT: control (the build's loss), fg (shape and size scored only where a thing is), noreg (fg,
 no position or size regression), pooled (fg plus each thing's mean patch feature naming its shape
 and size), diverse (16 clips x 2 frames a step instead of 4 x 8), patch8 (8 px patches, 4 clips x
-2 frames), overfit (fg on 8 clips, scored on them). BASE is a toy-world build's base folder
+2 frames), heads12 (12 attention heads of 16 dimensions), oneframe (32 clips x 1 frame a step),
+overfit (fg on 8 clips, scored on them). BASE is a toy-world build's base folder
 (`rbft.toyworld.base.assemble_base`); the tower starts from its random weights."""
 import os, sys, time, math, numpy as np, torch
 from torch import nn
@@ -22,6 +23,8 @@ P = 16
 if variant.startswith("patch8"):  # 8 px patches (256 a frame; a pixel shuffle of 4 keeps 16 tokens)
     P = 8
     full.model.vision_model = tf.models.smolvlm.modeling_smolvlm.SmolVLMVisionTransformer(tf.SmolVLMVisionConfig(**{**VISION, "patch_size": 8}))
+if variant.startswith("heads12"):  # 12 attention heads of 16 dimensions instead of 3 of 64
+    full.model.vision_model = tf.models.smolvlm.modeling_smolvlm.SmolVLMVisionTransformer(tf.SmolVLMVisionConfig(**{**VISION, "num_attention_heads": 12}))
 m = sight.SightPretraining(full.model.vision_model, VISION["hidden_size"])
 pool_head = nn.Linear(VISION["hidden_size"], 3 + 2)
 params = list(m.parameters()) + list(pool_head.parameters())
@@ -32,6 +35,9 @@ ds = sight.SightDataset(500000, steps * 4, 8, P)
 per_step, nf = 4, 8
 if variant.startswith("diverse"):  # as many images a step, from 4x the clips: 2 frames each
     per_step, nf = 16, 2
+    ds = sight.SightDataset(500000, steps * per_step, nf, 16)
+if variant.startswith("oneframe"):  # 32 clips x 1 frame a step
+    per_step, nf = 32, 1
     ds = sight.SightDataset(500000, steps * per_step, nf, 16)
 if variant.startswith("patch8"):
     per_step, nf = 4, 2
@@ -48,7 +54,7 @@ for step in range(steps):
     color, shape, size = batch["color"], batch["shape"], batch["size"]
     on = color > 0
     loss = ce(out[..., :a].flatten(0, 1), color.flatten())
-    if variant in ("control", "diverse", "patch8"):
+    if variant in ("control", "diverse", "patch8", "heads12", "oneframe"):
         loss = loss + ce(out[..., a:a + b].flatten(0, 1), shape.flatten()) + ce(out[..., a + b:a + b + c].flatten(0, 1), size.flatten())
     else:  # shape and size only where a thing is (the colour says where)
         loss = loss + ce(out[..., a:a + b][on], shape[on]) + ce(out[..., a + b:a + b + c][on], size[on])
