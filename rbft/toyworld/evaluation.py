@@ -138,8 +138,9 @@ def evaluate_build(work: str | Path, clips: int, compare: tuple = (), num_frames
                    on_event: EventSink = ignore, dtype: str = "auto") -> dict:
     """Captions of `clips` held-out clips scored for the untrained base, the build with its motion
     read-out, and the models assembled from each of `compare`'s shipped parts (named by their
-    manifest's digest, so that changed parts are measured anew). Kept in work/eval.json per model: a
-    model measured on the same clips before is not measured again."""
+    manifest's digest, so that changed parts are measured anew), and the build minus each of those,
+    paired over the clips. Kept in work/eval.json per model: a model measured clip by clip on the
+    same clips before is not measured again."""
     from .. import models
     from ..config import ModelConfig
     work = Path(work)
