@@ -7,7 +7,9 @@ on 2 CPU cores, scored on the same 40 held-out clips as the build. Results: prob
 VARIANT: control (the build's loss), fg (shape and size scored only where a thing is), noreg (fg,
 no position or size regression), pooled (fg plus each thing's mean patch feature naming its shape
 and size), diverse (16 clips x 2 frames a step instead of 4 x 8), patch8 (8 px patches, 4 clips x
-2 frames), heads12 (12 attention heads of 16 dimensions), oneframe (32 clips x 1 frame a step),
+2 frames), heads12 (12 attention heads of 16 dimensions), oneframe (32 clips x 1 frame a step), cnn (a small
+convolutional net in the tower's place: the control for a prior the transformer lacks), cnn-norm (cnn with a group norm after
+each downsampling),
 overfit (fg on 8 clips, scored on them). BASE is a toy-world build's base folder
 (`rbft.toyworld.base.assemble_base`); the tower starts from its random weights."""
 import os, sys, time, math, numpy as np, torch
@@ -25,6 +27,22 @@ if variant.startswith("patch8"):  # 8 px patches (256 a frame; a pixel shuffle o
     full.model.vision_model = tf.models.smolvlm.modeling_smolvlm.SmolVLMVisionTransformer(tf.SmolVLMVisionConfig(**{**VISION, "patch_size": 8}))
 if variant.startswith("heads12"):  # 12 attention heads of 16 dimensions instead of 3 of 64
     full.model.vision_model = tf.models.smolvlm.modeling_smolvlm.SmolVLMVisionTransformer(tf.SmolVLMVisionConfig(**{**VISION, "num_attention_heads": 12}))
+if variant.startswith("cnn"):  # the control: a small convolutional net in the tower's place, 8 x 8 cells out
+    from types import SimpleNamespace
+
+    class CNNTower(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, c = [], 3
+            for w in (32, 64, 96, VISION["hidden_size"]):   # 128 -> 64 -> 32 -> 16 -> 8
+                norm = [nn.GroupNorm(8, w)] if variant == "cnn-norm" else []
+                layers += [nn.Conv2d(c, w, 3, stride=2, padding=1), *norm, nn.GELU(), nn.Conv2d(w, w, 3, padding=1), nn.GELU()]
+                c = w
+            self.net = nn.Sequential(*layers)
+
+        def forward(self, pixel_values):
+            return SimpleNamespace(last_hidden_state=self.net(pixel_values).flatten(2).transpose(1, 2))
+    full.model.vision_model = CNNTower()
 m = sight.SightPretraining(full.model.vision_model, VISION["hidden_size"])
 pool_head = nn.Linear(VISION["hidden_size"], 3 + 2)
 params = list(m.parameters()) + list(pool_head.parameters())
@@ -54,7 +72,7 @@ for step in range(steps):
     color, shape, size = batch["color"], batch["shape"], batch["size"]
     on = color > 0
     loss = ce(out[..., :a].flatten(0, 1), color.flatten())
-    if variant in ("control", "diverse", "patch8", "heads12", "oneframe"):
+    if variant in ("control", "diverse", "patch8", "heads12", "oneframe", "cnn", "cnn-norm"):
         loss = loss + ce(out[..., a:a + b].flatten(0, 1), shape.flatten()) + ce(out[..., a + b:a + b + c].flatten(0, 1), size.flatten())
     else:  # shape and size only where a thing is (the colour says where)
         loss = loss + ce(out[..., a:a + b][on], shape[on]) + ce(out[..., a + b:a + b + c][on], size[on])
