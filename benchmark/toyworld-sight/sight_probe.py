@@ -2,7 +2,7 @@
 pretraining (rbft.toyworld.sight's model, data and held-out measure) with one thing changed each,
 on 2 CPU cores, scored on the same 40 held-out clips as the build. Results: probe.md beside this.
 
-    BASE=WORK/base python sight_probe.py VARIANT STEPS [LEARNING_RATE]
+    BASE=WORK/base [PE_SCALE=0.5] python sight_probe.py VARIANT STEPS [LEARNING_RATE]
 
 VARIANT: control (the build's loss), fg (shape and size scored only where a thing is), noreg (fg,
 no position or size regression), pooled (fg plus each thing's mean patch feature naming its shape
@@ -10,7 +10,8 @@ and size), diverse (16 clips x 2 frames a step instead of 4 x 8), patch8 (8 px p
 2 frames), heads12 (12 attention heads of 16 dimensions), oneframe (32 clips x 1 frame a step), cnn (a small
 convolutional net in the tower's place: the control for a prior the transformer lacks), cnn-norm (cnn with a group norm after
 each downsampling),
-overfit (fg on 8 clips, scored on them). BASE is a toy-world build's base folder
+mimetic (the control's loss; the transformer
+starts from 2-D sine positions, PE_SCALE times, and local attention), overfit (fg on 8 clips, scored on them). BASE is a toy-world build's base folder
 (`rbft.toyworld.base.assemble_base`); the tower starts from its random weights."""
 import os, sys, time, math, numpy as np, torch
 from torch import nn
@@ -43,6 +44,28 @@ if variant.startswith("cnn"):  # the control: a small convolutional net in the t
         def forward(self, pixel_values):
             return SimpleNamespace(last_hidden_state=self.net(pixel_values).flatten(2).transpose(1, 2))
     full.model.vision_model = CNNTower()
+if variant.startswith("mimetic"):  # same transformer, other starting weights: 2-D sine positions and
+    # attention that starts local (Trockman & Kolter 2023: W_q W_k^T ~ a Z + b I, W_v W_o ~ a Z - b I)
+    tower, d = full.model.vision_model, VISION["hidden_size"]
+    n, q = VISION["image_size"] // P, VISION["hidden_size"] // 4
+    ys, xs = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32), indexing="ij")
+    freq = 1.0 / (16.0 ** (torch.arange(q, dtype=torch.float32) / q))
+    pe = torch.cat([f(c.flatten()[:, None] * freq) for c in (ys, xs) for f in (torch.sin, torch.cos)], 1)
+    with torch.no_grad():
+        tower.embeddings.position_embedding.weight.copy_(pe * float(os.environ.get("PE_SCALE", "1.0")))
+        heads = VISION["num_attention_heads"]; dh = d // heads
+        for layer in tower.encoder.layers:
+            at = layer.self_attn
+            for h in range(heads):
+                sl = slice(h * dh, (h + 1) * dh)
+                u, s_, vt = torch.linalg.svd(0.7 * torch.randn(d, d) / d ** 0.5 + 0.7 * torch.eye(d))
+                at.q_proj.weight[sl] = (u[:, :dh] * s_[:dh].sqrt()).T
+                at.k_proj.weight[sl] = (vt[:dh].T * s_[:dh].sqrt()).T
+                u, s_, vt = torch.linalg.svd(0.4 * torch.randn(d, d) / d ** 0.5 - 0.4 * torch.eye(d))
+                at.v_proj.weight[sl] = (u[:, :dh] * s_[:dh].sqrt()).T
+                at.out_proj.weight[:, sl] = vt[:dh].T * s_[:dh].sqrt()
+            for lin in (at.q_proj, at.k_proj, at.v_proj, at.out_proj):
+                lin.bias.zero_()
 m = sight.SightPretraining(full.model.vision_model, VISION["hidden_size"])
 pool_head = nn.Linear(VISION["hidden_size"], 3 + 2)
 params = list(m.parameters()) + list(pool_head.parameters())
@@ -72,7 +95,7 @@ for step in range(steps):
     color, shape, size = batch["color"], batch["shape"], batch["size"]
     on = color > 0
     loss = ce(out[..., :a].flatten(0, 1), color.flatten())
-    if variant in ("control", "diverse", "patch8", "heads12", "oneframe", "cnn", "cnn-norm"):
+    if variant in ("control", "diverse", "patch8", "heads12", "oneframe", "cnn", "cnn-norm", "mimetic"):
         loss = loss + ce(out[..., a:a + b].flatten(0, 1), shape.flatten()) + ce(out[..., a + b:a + b + c].flatten(0, 1), size.flatten())
     else:  # shape and size only where a thing is (the colour says where)
         loss = loss + ce(out[..., a:a + b][on], shape[on]) + ce(out[..., a + b:a + b + c][on], size[on])
