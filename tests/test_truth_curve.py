@@ -48,21 +48,27 @@ def finished_run(store, arm: str, seed: int, right: int, cfg: ExperimentConfig =
 def test_each_rbft_arm_stands_beside_its_rationales_truth_and_against_sft(floor, tmp_path):
     for seed in (0, 1):
         finished_run(floor, "sft", seed, right=6)
+        finished_run(floor, "sft_total", seed, right=9)
         finished_run(floor, "rbft", seed, right=12, rationales="import:oracle_p0")
         finished_run(floor, "rbft", seed, right=3, rationales="import:oracle_p1")
     finished_run(floor, "sft", 0, right=0, cfg=replace(BUDGET, stage2=TrainConfig(max_steps=30, batch_size=2)))
     rows = {r["rationales"] or r["arm"]: r for r in truth_curve.rows(floor, "floor")}
-    assert set(rows) == {"sft", "import:oracle_p0", "import:oracle_p1"}   # another budget's SFT is left out
+    assert set(rows) == {"sft", "sft_total", "import:oracle_p0", "import:oracle_p1"}   # another budget's SFT is left out
     assert rows["sft"]["accuracy"] == pytest.approx(0.5) and rows["sft"]["seeds"] == [0, 1]
     true, false = rows["import:oracle_p0"], rows["import:oracle_p1"]
     assert true["event_precision"] == 1.0 and false["event_precision"] == 0.0
     assert true["against_sft"]["difference"] == pytest.approx(0.5) and true["against_sft"]["resolved"]
     assert false["against_sft"]["difference"] == pytest.approx(-0.25) and false["against_sft"]["seeds"] == 2
+    # and against SFT given RB-FT's whole budget (Stage I + Stage II steps), paired the same way
+    assert true["against_sft_total"]["difference"] == pytest.approx(0.25)
+    assert false["against_sft_total"]["difference"] == pytest.approx(-0.5) and false["against_sft_total"]["resolved"]
+    assert rows["sft_total"]["against_sft_total"] is None and rows["sft"]["against_sft_total"] is None
     assert true["low"] <= true["accuracy"] == 1.0 <= true["high"]
     table = truth_curve.write(floor, "floor", tmp_path / "out")
-    assert len(table) == 3
+    assert len(table) == 4
     text = (tmp_path / "out" / "truth_curve.md").read_text()
     assert "import:oracle_p0 | 1.000 | 1.000 | 0, 1 | 180 | 2.0 | 1.000" in text and "+0.500" in text
+    assert "minus SFT with the total budget" in text and "| -0.500 [" in text
     narrowest = min((r["against_sft"]["high"] - r["against_sft"]["low"]) / 2 for r in table if r["against_sft"])
     assert f"detects 4 times in 5 is about ±{narrowest * 2.8016 / 1.96:.3f}" in text   # (1.96 + 0.84) SE
     for png in ("truth_curve.png", "learning_curves.png"):

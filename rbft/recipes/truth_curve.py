@@ -57,6 +57,7 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
     own = max((t for t in truth.values() if not is_imported(t["model"])), key=lambda t: t["rationales"],
               default=None)
     sft = paired.correct_by_seed(store, done, "sft")
+    sft_total = paired.correct_by_seed(store, done, "sft_total")   # SFT given RB-FT's whole budget
     groups: dict[tuple, list[dict]] = {}
     for r in done:
         groups.setdefault((r["arm"], r["config"].get("rationales") or ""), []).append(r)
@@ -75,6 +76,8 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
             "where": _where(group[0]),
             "seconds_per_step": _seconds_per_step(group),
             "against_sft": None if arm == "sft" else paired.paired_difference(correct, sft),
+            "against_sft_total": None if arm in ("sft", "sft_total")
+            else paired.paired_difference(correct, sft_total),
             "event_precision": t["event_precision"] if t else None,
             "label_consistent": t["label_consistent"] if t else None,
             "hallucination_rate": t["hallucination_rate"] if t else None,
@@ -108,7 +111,8 @@ def detectable(half_width: float, power: float = 0.8) -> float:
 
 def markdown(table: list[dict]) -> str:
     head = ("| arm | Stage I rationales | their event precision | label follows from their events | seeds | "
-            "steps | s/step | accuracy [95% interval] | minus SFT [95% interval] |")
+            "steps | s/step | accuracy [95% interval] | minus SFT [95% interval] | "
+            "minus SFT with the total budget [95% interval] |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in table:
         def f(key):
@@ -117,7 +121,8 @@ def markdown(table: list[dict]) -> str:
                      f"{', '.join(map(str, r['seeds']))} | {r['steps']} | "
                      f"{'-' if r['seconds_per_step'] is None else format(r['seconds_per_step'], '.1f')} | "
                      f"{r['accuracy']:.3f} [{r['low']:.3f}, {r['high']:.3f}] | "
-                     f"{paired.format_difference(r['against_sft']) if r['arm'] != 'sft' else '(baseline)'} |")
+                     f"{paired.format_difference(r['against_sft']) if r['arm'] != 'sft' else '(baseline)'} | "
+                     f"{paired.format_difference(r.get('against_sft_total'))} |")
     widths = [(d["high"] - d["low"]) / 2 for r in table if (d := r["against_sft"])]
     if widths:
         lines += ["", f"With these seeds and test clips, a paired difference smaller than about ±{min(widths):.3f} "
