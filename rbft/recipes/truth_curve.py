@@ -122,7 +122,7 @@ def markdown(table: list[dict]) -> str:
                      f"{'-' if r['seconds_per_step'] is None else format(r['seconds_per_step'], '.1f')} | "
                      f"{r['accuracy']:.3f} [{r['low']:.3f}, {r['high']:.3f}] | "
                      f"{paired.format_difference(r['against_sft']) if r['arm'] != 'sft' else '(baseline)'} | "
-                     f"{paired.format_difference(r.get('against_sft_total'))} |")
+                     f"{paired.format_difference(r['against_sft_total'])} |")
     widths = [(d["high"] - d["low"]) / 2 for r in table if (d := r["against_sft"])]
     if widths:
         lines += ["", f"With these seeds and test clips, a paired difference smaller than about ±{min(widths):.3f} "
