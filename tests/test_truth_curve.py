@@ -64,11 +64,17 @@ def test_each_rbft_arm_stands_beside_its_rationales_truth_and_against_sft(floor,
     assert false["against_sft_total"]["difference"] == pytest.approx(-0.5) and false["against_sft_total"]["resolved"]
     assert rows["sft_total"]["against_sft_total"] is None and rows["sft"]["against_sft_total"] is None
     assert true["low"] <= true["accuracy"] == 1.0 <= true["high"]
+    # each run on its own: its accuracy, and the clips it gave each class (every class, 0 where none)
+    assert true["by_seed"][1] == {"accuracy": 1.0, "predicted": dict.fromkeys(floor.labels(), 4)}
+    assert false["by_seed"][0]["accuracy"] == 0.25
+    assert set(false["by_seed"][0]["predicted"]) == set(floor.labels())
+    assert sum(false["by_seed"][0]["predicted"].values()) == 12
     table = truth_curve.write(floor, "floor", tmp_path / "out")
     assert len(table) == 4
     text = (tmp_path / "out" / "truth_curve.md").read_text()
     assert "import:oracle_p0 | 1.000 | 1.000 | 0, 1 | 180 | 2.0 | 1.000" in text and "+0.500" in text
     assert "minus SFT with the total budget" in text and "| -0.500 [" in text
+    assert "| rbft | import:oracle_p0 | 1 | 1.000 | 4 | 4 | 4 |" in text
     narrowest = min((r["against_sft"]["high"] - r["against_sft"]["low"]) / 2 for r in table if r["against_sft"])
     assert f"detects 4 times in 5 is about ±{narrowest * 2.8016 / 1.96:.3f}" in text   # (1.96 + 0.84) SE
     for png in ("truth_curve.png", "learning_curves.png"):

@@ -61,6 +61,7 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
     groups: dict[tuple, list[dict]] = {}
     for r in done:
         groups.setdefault((r["arm"], r["config"].get("rationales") or ""), []).append(r)
+    classes = store.labels()
     out = []
     for (arm, rationale_set), group in groups.items():
         correct = paired.correct_by_seed(store, group, arm)
@@ -81,9 +82,21 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
             "event_precision": t["event_precision"] if t else None,
             "label_consistent": t["label_consistent"] if t else None,
             "hallucination_rate": t["hallucination_rate"] if t else None,
+            "by_seed": {r["seed"]: _by_seed(store, r, classes) for r in group},
         })
     order = {"zero_shot": 0, "sft": 1, "sft_total": 2}
     return sorted(out, key=lambda r: (order.get(r["arm"], 3), -(r["event_precision"] or 0)))
+
+
+def _by_seed(store: Store, run: dict, classes: list[str]) -> dict:
+    """One run's test accuracy and how many clips it gave each class: runs this close to chance
+    differ less in what they see than in which classes they came to predict at all."""
+    predictions = store.predictions(run["id"])
+    predicted = dict.fromkeys(classes, 0)
+    for p in predictions:
+        predicted[p["pred"]] = predicted.get(p["pred"], 0) + 1
+    right = sum(p["pred"] == p["label"] for p in predictions)
+    return {"accuracy": right / len(predictions) if predictions else None, "predicted": predicted}
 
 
 def _where(run: dict) -> str:
@@ -129,7 +142,22 @@ def markdown(table: list[dict]) -> str:
                       "(the narrowest interval's half-width here) cannot be told from 0, and the smallest "
                       f"difference this design detects 4 times in 5 is about ±{detectable(min(widths)):.3f} "
                       "(80% power, two-sided 5%)."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + by_seed_markdown(table)) + "\n"
+
+
+def by_seed_markdown(table: list[dict]) -> list[str]:
+    """Each run on its own: its accuracy and the test clips it gave each class."""
+    classes = sorted({c for r in table for s in r["by_seed"].values() for c in s["predicted"]})
+    if not classes:
+        return []
+    head = "| arm | Stage I rationales | seed | accuracy | " + " | ".join(f"predicted {c}" for c in classes) + " |"
+    lines = ["", "Each run on its own (test clips it gave each class):", "", head, "|" + "---|" * (head.count("|") - 1)]
+    for r in table:
+        for seed, s in sorted(r["by_seed"].items()):
+            accuracy = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+            lines.append(f"| {r['arm']} | {r['rationales'] or '-'} | {seed} | {accuracy} | "
+                         + " | ".join(str(s["predicted"].get(c, 0)) for c in classes) + " |")
+    return lines
 
 
 def truth_figure(table: list[dict], path: Path) -> None:
