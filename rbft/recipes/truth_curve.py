@@ -7,6 +7,7 @@ has got (`python -m rbft truth --project P --task floor --curve OUT`)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -82,21 +83,17 @@ def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict
             "event_precision": t["event_precision"] if t else None,
             "label_consistent": t["label_consistent"] if t else None,
             "hallucination_rate": t["hallucination_rate"] if t else None,
-            "by_seed": {r["seed"]: _by_seed(store, r, classes) for r in group},
+            "by_seed": {r["seed"]: {"accuracy": float(np.mean(list(correct[r["seed"]].values()))),
+                                    "predicted": _predicted(store, r, classes)} for r in group},
         })
     order = {"zero_shot": 0, "sft": 1, "sft_total": 2}
     return sorted(out, key=lambda r: (order.get(r["arm"], 3), -(r["event_precision"] or 0)))
 
 
-def _by_seed(store: Store, run: dict, classes: list[str]) -> dict:
-    """One run's test accuracy and how many clips it gave each class: runs this close to chance
-    differ less in what they see than in which classes they came to predict at all."""
-    predictions = store.predictions(run["id"])
-    predicted = dict.fromkeys(classes, 0)
-    for p in predictions:
-        predicted[p["pred"]] = predicted.get(p["pred"], 0) + 1
-    right = sum(p["pred"] == p["label"] for p in predictions)
-    return {"accuracy": right / len(predictions) if predictions else None, "predicted": predicted}
+def _predicted(store: Store, run: dict, classes: list[str]) -> dict[str, int]:
+    """How many test clips a run gave each class (0 where none): runs this close to chance differ
+    less in what they see than in which classes they came to predict at all."""
+    return dict.fromkeys(classes, 0) | Counter(p["pred"] for p in store.predictions(run["id"]))
 
 
 def _where(run: dict) -> str:
