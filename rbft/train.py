@@ -209,12 +209,14 @@ def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], f
                 evaluate: Optional[Callable[[], dict]] = None, on_event: EventSink = ignore) -> Path:
     """Train LoRA on the examples (continuing an adapter the model already carries) and save it.
 
-    Returns the adapter folder. A finished stage (adapter saved) is not trained again.
+    Returns the adapter folder. A finished stage (adapter saved) is not trained again: its adapter
+    is loaded instead, so that the next stage continues from it and scoring uses it.
     """
     output_dir = Path(output_dir)
     adapter_dir = output_dir / ADAPTER_DIR
     if (adapter_dir / "adapter_config.json").exists():
         on_event(Event("log", stage, message=f"{stage}: already trained, using {adapter_dir}"))
+        load_adapter(lm, adapter_dir)
         return adapter_dir
     if not examples:
         raise ValueError(f"{stage}: no training examples")
@@ -250,6 +252,18 @@ def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], f
         save_adapter(lm.model, output_dir)
     lm.model.eval()
     return adapter_dir
+
+
+def load_adapter(lm: models.LoadedModel, adapter_dir: Path) -> None:
+    """Make the model carry this saved adapter: wrap it, or, where it carries an earlier stage's
+    LoRA, put the saved weights in its place (a resumed RB-FT run after Stage I or Stage II)."""
+    from peft import PeftModel
+    from peft.utils import load_peft_weights, set_peft_model_state_dict
+    if isinstance(lm.model, PeftModel):
+        set_peft_model_state_dict(lm.model, load_peft_weights(str(adapter_dir), device=lm.device))
+    else:
+        lm.model = PeftModel.from_pretrained(lm.model, str(adapter_dir), is_trainable=True)
+    lm.model.eval()
 
 
 def save_adapter(model, output_dir: Path) -> Path:

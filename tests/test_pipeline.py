@@ -1,5 +1,6 @@
 """ingest -> generate -> Stage I -> Stage II -> evaluate, for every family, and resume after a crash."""
 import pytest
+import torch
 
 from rbft import export, models, quality
 from rbft.recipes import experiment
@@ -109,6 +110,47 @@ def test_a_crashed_training_resumes_from_its_checkpoint(store, dataset, tiny, mo
     assert any("resuming from checkpoint-2" in m for m in logs)
     steps = [e["done"] for e in store.events(run["id"], kind="loss")]
     assert steps[-1] == 4 and 3 in steps  # step 3 trained again after the resume
+
+
+@pytest.mark.parametrize("crash", ["stage2_start", "test_scoring"])
+def test_an_rbft_run_cut_off_between_stages_resumes_to_the_same_model(store, dataset, tiny, monkeypatch, crash):
+    """Cut off after Stage I (before Stage II's first checkpoint) or after Stage II (while scoring the
+    test split), an RB-FT run resumes from the saved adapters: its Stage II continues Stage I's LoRA
+    and its test scores are those of a run that was never cut off."""
+    from safetensors.torch import load_file
+    ingest(store, dataset)
+    cfg = small_config(tiny("smolvlm"), arms=["rbft"])
+    cfg.stage1.learning_rate = cfg.stage2.learning_rate = 3e-3   # Stage I must move the weights
+    experiment.run_experiment(store, cfg, name="whole")
+    if crash == "stage2_start":
+        original = EventCallback.on_step_end
+
+        def crash_in_stage2(self, args, state, control, **kw):
+            original(self, args, state, control, **kw)
+            if self.stage == "stage2":
+                raise RuntimeError("simulated crash")
+        monkeypatch.setattr(EventCallback, "on_step_end", crash_in_stage2)
+    else:
+        original = experiment.evaluate
+
+        def crash_on_test(store_, lm, split, *a, **k):
+            if split == "test":
+                raise RuntimeError("simulated crash")
+            return original(store_, lm, split, *a, **k)
+        monkeypatch.setattr(experiment, "evaluate", crash_on_test)
+    with pytest.raises(RuntimeError, match="simulated"):
+        experiment.run_experiment(store, cfg, name="cut")
+    monkeypatch.undo()
+    experiment.run_experiment(store, cfg, name="cut")
+    logs = [e["message"] for e in store.events("cut/rbft/s0", kind="log")]
+    assert any("stage1: already trained" in m for m in logs)
+    whole, cut = (store.root / "runs" / n / "rbft-s0" / "stage2" / "adapter" / "adapter_model.safetensors"
+                  for n in ("whole", "cut"))
+    a, b = load_file(str(whole)), load_file(str(cut))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    for p, q in zip(store.predictions("whole/rbft/s0"), store.predictions("cut/rbft/s0")):
+        assert p["pred"] == q["pred"]
+        assert all(abs(p["scores"][c] - q["scores"][c]) < 1e-5 for c in p["scores"])
 
 
 def test_generation_resumes_where_it_stopped(store, dataset, tiny):
