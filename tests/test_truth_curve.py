@@ -92,3 +92,19 @@ def test_the_truth_command_writes_the_curve_and_says_without_sft_there_is_none(t
     cli.main(["truth", "--project", str(store.root), "--task", "floor", "--curve", str(tmp_path / "curve")])
     assert "(baseline)" in capsys.readouterr().out
     assert (tmp_path / "curve" / "truth_curve.png").exists()
+
+
+def test_a_run_recorded_as_the_same_as_another_has_that_runs_learning_curve(floor):
+    """SFT at N steps recorded from SFT with the total budget of N (`same_as`) is drawn with the
+    validation curve that run measured, not left out of the figure."""
+    from rbft.events import Event
+    finished_run(floor, "sft_total", 5, right=6)
+    source = "main/sft_total/s5/90"
+    sink = floor.event_sink(source)
+    for step, acc in ((30, 0.4), (60, 0.5)):
+        sink(Event("eval", "sft_total", done=step, total=60, data={"accuracy": acc}))
+    sink(Event("eval", "sft_total/test", done=1, total=1, data={"accuracy": 0.9}))   # not a curve point
+    copy = floor.start_run("sft", 5, to_dict(BUDGET), "unused", "exp-copy", run_id="copy/sft/s5")
+    floor.finish_run(copy, {"same_as": source})
+    assert truth_curve.curve_points(floor, floor.run(source)) == [(30, 0.4), (60, 0.5)]
+    assert truth_curve.curve_points(floor, floor.run(copy)) == [(30, 0.4), (60, 0.5)]

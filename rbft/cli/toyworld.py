@@ -97,4 +97,5 @@ def add_commands(command) -> None:
     c.add_argument("--curve", metavar="OUT",
                    help="also write, to this folder, each finished arm against SFT beside its Stage I rationales' "
                         "truth (truth_curve.md/.json/.png) and the validation curves (learning_curves.png)")
-    c.add_argument("--experiment", help="with --curve: the experiment whose SFT is the baseline (default: the newest)")
+    c.add_argument("--experiment", help="with --curve: the experiment whose SFT is the baseline (default: the one "
+                   "whose settings have the most finished runs)")

@@ -191,6 +191,13 @@ def truth_figure(table: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def curve_points(store: Store, run: dict) -> list[tuple[int, float]]:
+    """(step, validation accuracy) of a run's label training; a run recorded as the same as another
+    (`same_as`: the same training, not redone) has that run's curve."""
+    source = (run.get("metrics") or {}).get("same_as") or run["id"]
+    return [(e["done"], e["data"]["accuracy"]) for e in store.events(source, "eval") if e["stage"] in CURVE_STAGES]
+
+
 def learning_curves(store: Store, path: Path, experiment: Optional[str] = None) -> None:
     """Validation accuracy against the step, for SFT, SFT with the total budget and RB-FT's Stage II."""
     import matplotlib
@@ -199,8 +206,7 @@ def learning_curves(store: Store, path: Path, experiment: Optional[str] = None) 
     fig, ax = plt.subplots(figsize=(6.4, 4))
     colours = {}
     for run in _baseline(store, experiment):
-        points = [(e["done"], e["data"]["accuracy"]) for e in store.events(run["id"], "eval")
-                  if e["stage"] in CURVE_STAGES]
+        points = curve_points(store, run)
         if not points:
             continue
         name = run["arm"] if run["arm"] != "rbft" else f"rbft Stage II ({(run['config'].get('rationales') or 'own').removeprefix('import:')})"
