@@ -13,7 +13,7 @@ from rbft.cli import build_parser
 from rbft.cli.common import build_config
 from rbft.config import to_dict
 from rbft.project import open_project
-from rbft.recipes.experiment import experiment_name
+from rbft.recipes.experiment import experiment_name, record_same_as
 
 FIRST = "exp-c7fee33f"   # the first experiment's main arms (SFT with the total budget among them)
 SAME = ("learning_rate", "warmup_ratio", "batch_size", "grad_accum", "lora_r", "lora_alpha", "lora_dropout")
@@ -29,7 +29,5 @@ for seed in cfg.seeds:
     if store.db["runs"].count_where("id = ?", [run_id]):
         print(run_id, "recorded before")
         continue
-    store.start_run("sft", seed, to_dict(cfg), str(store.root / "runs" / name / f"sft-s{seed}"), name, run_id=run_id)
-    store.save_predictions(run_id, store.predictions(old_id))
-    store.finish_run(run_id, dict(old["metrics"], same_as=old_id))
+    record_same_as(store, old, "sft", seed, cfg, name)
     print(run_id, "=", old_id, f"accuracy {old['metrics']['accuracy']:.3f}")

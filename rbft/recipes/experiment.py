@@ -142,9 +142,7 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
     scored = zero_shot_scored(store, experiment) if arm == "zero_shot" else None
     if scored is not None:
         if main:
-            store.start_run(arm, seed, to_dict(cfg), str(out_dir), experiment, run_id=run_id)
-            store.save_predictions(run_id, store.predictions(scored["id"]))
-            store.finish_run(run_id, dict(scored["metrics"], same_as=scored["id"]))
+            record_same_as(store, scored, arm, seed, cfg, experiment)
         on_event(Event("log", arm, message=f"{arm} seed {seed}: the same predictions as {scored['id']} "
                                            "(nothing trained, scoring has no randomness)"))
         return scored["metrics"]
@@ -210,6 +208,17 @@ def run_arm(store: Store, arm: str, seed: int, cfg: ExperimentConfig, experiment
             store.finish_run(run_id, status=status, error=f"{type(e).__name__}: {e}")
         emit(Event("error", arm, message=f"{arm} seed {seed} {status}: {e}"))
         raise
+
+
+def record_same_as(store: Store, source: dict, arm: str, seed: int, cfg: ExperimentConfig, experiment: str) -> str:
+    """Record a run that would repeat `source` (the same training, or none) as done, with its
+    predictions and metrics and `same_as` naming it, instead of running it again."""
+    run_id = f"{experiment}/{arm}/s{seed}"
+    store.start_run(arm, seed, to_dict(cfg), str(store.root / "runs" / experiment / f"{arm}-s{seed}"), experiment,
+                    run_id=run_id)
+    store.save_predictions(run_id, store.predictions(source["id"]))
+    store.finish_run(run_id, dict(source["metrics"], same_as=source["id"]))
+    return run_id
 
 
 def zero_shot_scored(store: Store, experiment: str) -> Optional[dict]:
