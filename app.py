@@ -6,7 +6,10 @@ Also the Hugging Face Spaces `app_file`. Binds to 127.0.0.1 unless told otherwis
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import sys
+import sysconfig
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -29,8 +32,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def is_gradio_loop_report(unraisable) -> bool:
+    """The one harmless report a Space's log would show: gradio.utils.safe_get_lock makes an event loop
+    per lock when Blocks are built and never closes it; when the garbage collector takes such a loop,
+    it may close the loop's self-pipe socket first, and then the loop's __del__ raises
+    "ValueError: Invalid file descriptor: -1". Matched by its type, message, the function that raised it
+    and every frame lying in the standard library, so that any other report still prints."""
+    if unraisable.exc_type is not ValueError or str(unraisable.exc_value) != "Invalid file descriptor: -1":
+        return False
+    if unraisable.object is not asyncio.BaseEventLoop.__del__:
+        return False
+    stdlib, tb, frames = Path(sysconfig.get_paths()["stdlib"]).resolve(), unraisable.exc_traceback, 0
+    while tb is not None:
+        if not Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(stdlib):
+            return False
+        tb, frames = tb.tb_next, frames + 1
+    return frames > 0
+
+
+def silence_gradio_loop_report() -> None:
+    """Leave exactly that report out of the log; every other unraisable exception goes to the hook before."""
+    before = sys.unraisablehook
+
+    def hook(unraisable):
+        if not is_gradio_loop_report(unraisable):
+            before(unraisable)
+    sys.unraisablehook = hook
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    silence_gradio_loop_report()
     from rbft.recipes.sample import create_sample
     from rbft.recipes.space import storage
     from rbft.store import ProjectError
@@ -48,7 +80,7 @@ def main(argv=None) -> None:
             print(create_sample(project).summary())
         demo = create_app(project, storage=where)
     except ProjectError as e:
-        raise SystemExit(f"error: {e}")
+        raise SystemExit(f"error: {e}") from None
     print(f"RB-FT Studio on http://{args.host}:{args.port} (project {project}); "
           "use --host 0.0.0.0 to reach it from other machines.")
     launch(demo, project.parent, host=args.host, port=args.port,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any, Optional
+from typing import Any
 
 
 def _help(text: str, default: Any = None, **kw) -> Any:
@@ -95,7 +95,7 @@ def to_dict(cfg) -> dict:
     return asdict(cfg)
 
 
-def from_dict(cls, data: Optional[dict]):
+def from_dict(cls, data: dict | None):
     """Build a (nested) config dataclass from a dict, rejecting unknown keys by name."""
     data = dict(data or {})
     known = {f.name: f for f in fields(cls)}

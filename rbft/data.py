@@ -18,7 +18,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import cv2
 
@@ -196,7 +195,7 @@ def _canonical_label(label: str, known: list[str], warnings: list[str]) -> str:
 
 
 def stratified_split(ids_by_label: dict[str, list[str]], seed: int, val: float = 0.2,
-                     test: float = 0.2, warnings: Optional[list[str]] = None) -> dict[str, str]:
+                     test: float = 0.2, warnings: list[str] | None = None) -> dict[str, str]:
     """Per class: shuffle with the seed, then test and val shares, at least one each from 3 videos up."""
     out = {}
     for label, ids in sorted(ids_by_label.items()):
@@ -274,7 +273,7 @@ def safe_filename(name: str) -> str:
     return clean[-150:] or "video"
 
 
-def import_files(store: Store, files: list[str | Path], label: Optional[str] = None, seed: int = 0,
+def import_files(store: Store, files: list[str | Path], label: str | None = None, seed: int = 0,
                  on_event: EventSink = ignore, pool: bool = False) -> IngestReport:
     """Uploaded files into the project, then ingested like a manifest.
 
@@ -345,7 +344,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 def import_folder(store: Store, source: str | Path, seed: int = 0, on_event: EventSink = ignore,
-                  name: Optional[str] = None, pool: bool = False) -> IngestReport:
+                  name: str | None = None, pool: bool = False) -> IngestReport:
     """A class-per-subfolder folder brought into the project (hard links where possible, else copies)
     under `videos/imported/<folder>/`, then ingested: the project holds everything it uses, and the
     studio can play every clip. A manifest is ingested where its files are."""

@@ -11,10 +11,10 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Optional
 
 CHOICES = ("auto", "float32", "bfloat16")
 FASTER = 1.1   # bfloat16 must beat float32 by this factor to be picked (the probe's noise is a few %)
@@ -103,7 +103,7 @@ def _machine_key() -> str:
     return f"{cpu_name_and_flags()[0]}|{os.cpu_count()}|torch {version}"
 
 
-def remembered() -> Optional[dict]:
+def remembered() -> dict | None:
     """This machine's probe result if it was measured before, else None (reads a file, nothing else)."""
     try:
         return json.loads(_cache_file().read_text()).get(_machine_key())

@@ -3,7 +3,6 @@ prompt decides the prediction, so no prediction is ever unparseable."""
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 from . import models, project
 from .config import FrameConfig
@@ -19,7 +18,7 @@ def softmax(scores: list[float]) -> list[float]:
 
 
 def classify(store: Store, lm: models.LoadedModel, videos: list[dict], frames: FrameConfig,
-             prompt_id: Optional[int] = None, on_event: EventSink = ignore,
+             prompt_id: int | None = None, on_event: EventSink = ignore,
              stage: str = "evaluate") -> list[dict]:
     """[{video_id, label, pred, scores: {class: probability}}] for the given videos."""
     names = [c["name"] for c in project.classes(store)]

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 
 @dataclass
@@ -34,7 +35,7 @@ def ignore(event: Event) -> None:
     """The default sink: drop events."""
 
 
-def fanout(*sinks: Optional[EventSink]) -> EventSink:
+def fanout(*sinks: EventSink | None) -> EventSink:
     """One sink that forwards to several (e.g. the store and a progress bar)."""
     real = [s for s in sinks if s is not None]
 

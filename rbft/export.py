@@ -5,7 +5,6 @@ import csv
 import json
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from . import project
 from .config import ModelConfig
@@ -54,8 +53,8 @@ def export_predictions(store: Store, run_id: str, dest: str | Path) -> Path:
     return Path(dest)
 
 
-def export_rationales(store: Store, dest: str | Path, prompt_id: Optional[int] = None,
-                      model: Optional[str] = None) -> Path:
+def export_rationales(store: Store, dest: str | Path, prompt_id: int | None = None,
+                      model: str | None = None) -> Path:
     """One JSON object per rationale, with the prompt that made it and its review status."""
     prompts_by_id = {p["id"]: p for p in store.prompts()}
     with open(dest, "w") as f:

@@ -3,13 +3,12 @@ dimensions) against what is free on this machine, said before anything loads."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from . import memory
 from .presets import PRESETS, Preset, preset
 
 
-def estimate_gb(p: Preset, quantized: bool, num_frames: Optional[int] = None, batch_size: Optional[int] = None,
+def estimate_gb(p: Preset, quantized: bool, num_frames: int | None = None, batch_size: int | None = None,
                 training: bool = True) -> float:
     """Peak memory (GB) of LoRA training (or inference) with the preset's frames and a square clip at
     its max_side: rbft.memory's model of the real dimensions, with the preset's visual tokens per
@@ -45,7 +44,7 @@ class WontFit(ValueError):
 
 
 def check_fits(model: str, device: str, quantized: bool, num_frames: int, batch_size: int,
-               training: bool = True, margin: float = 0.9) -> Optional[float]:
+               training: bool = True, margin: float = 0.9) -> float | None:
     """Raise WontFit when a preset model will not fit; return the estimate (None: no preset, not checked)."""
     p = preset(model)
     if p is None:

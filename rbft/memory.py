@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 GB = 1e9
 NF4_BYTES = 0.53
@@ -233,7 +232,7 @@ def largest_generation_batch(d: Dims, seq: Sequence, new_tokens: int, free_gb: f
     return max(fits, default=1)
 
 
-def measured_rows(path: Optional[Path] = None) -> list[dict]:
+def measured_rows(path: Path | None = None) -> list[dict]:
     """The GPU measurements the constants were fitted to (bench/gpu-measurements.json)."""
     path = path or Path(__file__).resolve().parent.parent / "bench" / "gpu-measurements.json"
     return json.loads(path.read_text())["rows"] if path.exists() else []

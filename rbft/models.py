@@ -7,16 +7,17 @@ between families is kept in one `Family` record each.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
 from . import dtypes, names
 from .config import FrameConfig, GenerationConfig, ModelConfig
 from .frames import Clip
-from .testing import FAMILIES as TINY_FAMILIES, RANDOM_PREFIX, TINY_PREFIX, random_model_dir, tiny_model_dir
+from .testing import FAMILIES as TINY_FAMILIES
+from .testing import RANDOM_PREFIX, TINY_PREFIX, random_model_dir, tiny_model_dir
 
 TOYWORLD = "toyworld"     # the toy-world VLM (rbft.toyworld, registered in rbft.names)
 LORA_LAYERS = "(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -230,7 +231,7 @@ def _load_config(source):
         raise ModelLoadError(f"cannot load {source!r}: {msg.splitlines()[0]}. {OFFLINE_HELP}") from None
 
 
-def load(cfg: ModelConfig, adapter: Optional[str | Path] = None, trainable: bool = False) -> LoadedModel:
+def load(cfg: ModelConfig, adapter: str | Path | None = None, trainable: bool = False) -> LoadedModel:
     """Base model (+ a LoRA adapter when given). With trainable=True the adapter's weights can be
     trained further. A text-only chat model loads as a judge of label support, and nothing else."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
@@ -310,8 +311,8 @@ def video_kwargs(lm: LoadedModel, clips: Sequence[Clip], frames: FrameConfig) ->
     return kw
 
 
-def encode(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
-           answer: Optional[str] = None) -> dict:
+def encode(lm: LoadedModel, prompt: str, clip: Clip | None, frames: FrameConfig,
+           answer: str | None = None) -> dict:
     """One example as tensors without a batch dimension on sequence keys.
 
     With an answer, the answer tokens (and the end-of-turn token) are appended and are the
@@ -388,7 +389,7 @@ def generate(lm: LoadedModel, prompts: list[str], clips: list[Clip], frames: Fra
 
 
 @torch.no_grad()
-def score_options_full(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
+def score_options_full(lm: LoadedModel, prompt: str, clip: Clip | None, frames: FrameConfig,
                        options: list[str]) -> list[float]:
     """The reference: each option scored in a full forward of prompt + video + option (the video
     is encoded once per option). `score_options` must agree with it."""
@@ -403,13 +404,13 @@ def score_options_full(lm: LoadedModel, prompt: str, clip: Optional[Clip], frame
     return (token_logp * mask).sum(-1).tolist()
 
 
-def _mrope_module(model: torch.nn.Module) -> Optional[torch.nn.Module]:
+def _mrope_module(model: torch.nn.Module) -> torch.nn.Module | None:
     """Qwen models keep the M-RoPE offset of their last prefill (`rope_deltas`) on one module."""
     return next((m for m in model.modules() if hasattr(m, "rope_deltas")), None)
 
 
 @torch.no_grad()
-def score_options(lm: LoadedModel, prompt: str, clip: Optional[Clip], frames: FrameConfig,
+def score_options(lm: LoadedModel, prompt: str, clip: Clip | None, frames: FrameConfig,
                   options: list[str]) -> list[float]:
     """Log-likelihood of each option as the full answer (its tokens and the end of turn).
     The highest is the prediction: no free text to parse.

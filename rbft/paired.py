@@ -7,8 +7,6 @@ percentiles of the mean difference.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from .store import Store
@@ -24,7 +22,7 @@ def correct_by_seed(store: Store, runs: list[dict], arm: str) -> dict[int, dict[
 
 
 def paired_difference(a: dict[int, dict[str, int]], b: dict[int, dict[str, int]],
-                      resamples: int = 2000, seed: int = 0) -> Optional[dict]:
+                      resamples: int = 2000, seed: int = 0) -> dict | None:
     """Accuracy of a minus b over the seeds and clips both have; None when they share none."""
     seeds = sorted(set(a) & set(b))
     clips = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds))) if seeds else []
@@ -56,7 +54,7 @@ def against(store: Store, runs: list[dict], baseline: str = "sft") -> dict[str, 
     return out
 
 
-def format_difference(d: Optional[dict]) -> str:
+def format_difference(d: dict | None) -> str:
     if not d:
         return "-"
     verdict = "" if d["resolved"] else " (interval includes 0: no result)"

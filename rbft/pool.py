@@ -19,7 +19,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
-from typing import Optional
 
 from . import models, project
 from .config import ExperimentConfig, GenerationConfig, ModelConfig, from_dict
@@ -30,7 +29,7 @@ from .store import Store
 BASE = "base:"   # run id of the untrained model: "base:<model>"
 
 
-def load_labeller(store: Store, run_id: str, dtype: Optional[str] = None) -> tuple[models.LoadedModel, ExperimentConfig]:
+def load_labeller(store: Store, run_id: str, dtype: str | None = None) -> tuple[models.LoadedModel, ExperimentConfig]:
     """The model of a finished run (its adapter), or the base model for run id "base:<model>";
     `dtype` overrides the compute type the run or the project was set to."""
     from .export import run_adapter
@@ -51,7 +50,7 @@ def load_labeller(store: Store, run_id: str, dtype: Optional[str] = None) -> tup
 
 
 def label_pool(store: Store, run_id: str, rationale: bool = False, max_new_tokens: int = 96,
-               on_event: EventSink = ignore, dtype: Optional[str] = None) -> dict:
+               on_event: EventSink = ignore, dtype: str | None = None) -> dict:
     """Score every pool video not yet labelled by this run (and the validation videos, for the
     threshold); resumable: what is stored is skipped. Returns counts and videos per minute."""
     done = {r["video_id"] for r in store.pool_predictions(run_id, split=None)}
@@ -86,7 +85,7 @@ def label_pool(store: Store, run_id: str, rationale: bool = False, max_new_token
 
 # ---- review ---------------------------------------------------------------------------------------
 
-def queue(store: Store, run_id: str, pred: Optional[str] = None, min_confidence: float = 0.0,
+def queue(store: Store, run_id: str, pred: str | None = None, min_confidence: float = 0.0,
           max_confidence: float = 1.0) -> list[dict]:
     """Pool videos still unlabelled, most uncertain first (smallest margin); skipped ones last."""
     rows = [r for r in store.pool_predictions(run_id)
@@ -94,7 +93,7 @@ def queue(store: Store, run_id: str, pred: Optional[str] = None, min_confidence:
     return sorted(rows, key=lambda r: (r["skipped_at"] is not None, r["skipped_at"] or 0, r["margin"]))
 
 
-def accept(store: Store, video_id: str, label: str, run_id: Optional[str] = None) -> None:
+def accept(store: Store, video_id: str, label: str, run_id: str | None = None) -> None:
     """A person's label for a pool video (the prediction accepted, or another class chosen)."""
     if label not in store.labels():
         raise ValueError(f"{label!r} is not a class of this project; classes: {', '.join(store.labels())}")
@@ -115,11 +114,11 @@ class Threshold:
     run_id: str
     target: float
     confidence: float               # how sure the validation evidence must make us of the target
-    threshold: Optional[float]      # None: no threshold's evidence reaches the target on validation
+    threshold: float | None      # None: no threshold's evidence reaches the target on validation
     val_n: int                      # validation videos scored
     val_passing: int                # at or above the threshold (or the best candidate's, when none reaches)
-    val_precision: Optional[float]  # measured precision of those
-    val_lower: Optional[float]      # its lower bound at `confidence`: what the threshold is chosen on
+    val_precision: float | None  # measured precision of those
+    val_lower: float | None      # its lower bound at `confidence`: what the threshold is chosen on
     pool_passing: int               # pool videos at or above it, still unlabelled
 
     def text(self) -> str:
@@ -190,7 +189,7 @@ def auto_accept(store: Store, run_id: str, target: float, confidence: float = 0.
 
 # ---- export -----------------------------------------------------------------------------------
 
-def label_rows(store: Store, run_id: Optional[str] = None) -> list[dict]:
+def label_rows(store: Store, run_id: str | None = None) -> list[dict]:
     """Every labelled video (file, label, source, run, confidence), then, with a run, every pool
     video still unlabelled with that run's prediction (source "prediction")."""
     rows = []
@@ -205,7 +204,7 @@ def label_rows(store: Store, run_id: Optional[str] = None) -> list[dict]:
     return rows
 
 
-def export(store: Store, out: str | Path, run_id: Optional[str] = None) -> dict[str, Path]:
+def export(store: Store, out: str | Path, run_id: str | None = None) -> dict[str, Path]:
     """labels.csv, labels.jsonl and a Label Studio import (labelled videos as annotations, the run's
     pool predictions as pre-annotations) with its labelling config."""
     out = Path(out)

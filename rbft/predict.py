@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from . import models, project
 from .config import FrameConfig, GenerationConfig
@@ -14,7 +13,7 @@ from .store import Store
 
 
 def predict(store: Store, lm: models.LoadedModel, paths: list[str | Path], frames: FrameConfig,
-            gen: Optional[GenerationConfig] = None, on_event: EventSink = ignore) -> list[dict]:
+            gen: GenerationConfig | None = None, on_event: EventSink = ignore) -> list[dict]:
     """[{path, pred, scores, rationale, error}] per file; a broken file gets an error, not an exception."""
     names = [c["name"] for c in project.classes(store)]
     classify_text = project.render(store, "classify")

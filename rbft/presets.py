@@ -6,7 +6,6 @@ estimate; loading always reads the real config).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -68,5 +67,5 @@ PRESETS = {p.model: p for p in [
 ]}
 
 
-def preset(model: str) -> Optional[Preset]:
+def preset(model: str) -> Preset | None:
     return PRESETS.get(model)

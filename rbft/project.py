@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from . import prompts
 from .config import ExperimentConfig, FrameConfig, from_dict, to_dict
@@ -14,8 +13,8 @@ def open_project(root: str | Path) -> Store:
     return Store(root)
 
 
-def configure(store: Store, domain: Optional[str] = None,
-              descriptions: Optional[dict[str, str]] = None) -> None:
+def configure(store: Store, domain: str | None = None,
+              descriptions: dict[str, str] | None = None) -> None:
     """Set the domain line and class descriptions that the prompts show the model."""
     if domain is not None:
         store.set_meta("domain", domain)
@@ -35,7 +34,7 @@ def domain(store: Store) -> str:
     return store.get_meta("domain", "video classification")
 
 
-def prompt(store: Store, kind: str, prompt_id: Optional[int] = None) -> dict:
+def prompt(store: Store, kind: str, prompt_id: int | None = None) -> dict:
     """A stored prompt version (the newest of its kind by default; the shipped default on first use)."""
     if prompt_id is not None:
         row = store.prompt(prompt_id)
@@ -55,7 +54,7 @@ def save_prompt(store: Store, kind: str, template: str) -> int:
     return store.save_prompt(kind, template)
 
 
-def render(store: Store, kind: str, template: Optional[str] = None, **values: str) -> str:
+def render(store: Store, kind: str, template: str | None = None, **values: str) -> str:
     template = template if template is not None else prompt(store, kind)["template"]
     return prompts.render(kind, template, domain=domain(store), classes=classes(store), **values)
 

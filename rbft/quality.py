@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
-from typing import Optional
 
 from . import models, project
 from .config import FrameConfig
@@ -83,7 +82,7 @@ def score_support(store: Store, lm: models.LoadedModel, prompt_id: int, model: s
         progress.advance()
 
 
-def auc(positives: list[float], negatives: list[float]) -> Optional[float]:
+def auc(positives: list[float], negatives: list[float]) -> float | None:
     """Probability that a random positive scores above a random negative (ties count half)."""
     if not positives or not negatives:
         return None
@@ -91,7 +90,7 @@ def auc(positives: list[float], negatives: list[float]) -> Optional[float]:
     return wins / (len(positives) * len(negatives))
 
 
-def support_auc(rows: list[dict]) -> Optional[float]:
+def support_auc(rows: list[dict]) -> float | None:
     """How well the judge's scores separate the classes: per class, the AUC of its probability for
     that class between rationales of that class and the others, averaged over classes."""
     scored = [r for r in rows if r.get("support_probs")]
@@ -180,6 +179,6 @@ def stats(store: Store, prompt_id: int, model: str, worst: int = 3) -> dict:
                       for r in sorted(rows, key=badness)[:worst]]}
 
 
-def latest_generator(store: Store, model: Optional[str] = None) -> Optional[dict]:
+def latest_generator(store: Store, model: str | None = None) -> dict | None:
     gens = [g for g in store.rationale_generators() if model is None or g["model"] == model]
     return gens[0] if gens else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from . import project
 from .data import read_rows
@@ -67,7 +66,7 @@ def _matcher(store: Store, videos: list[dict]):
     for v in videos:
         by_name.setdefault(Path(v["path"]).name, []).append(v["id"])
 
-    def match(key: str, base: Path) -> tuple[Optional[str], Optional[str]]:
+    def match(key: str, base: Path) -> tuple[str | None, str | None]:
         key = key.strip().replace("\\", "/")
         for table in (by_id, by_path):
             if key in table:
@@ -86,7 +85,7 @@ def _matcher(store: Store, videos: list[dict]):
     return match
 
 
-def import_rationales(store: Store, path: str | Path, source: Optional[str] = None) -> ImportReport:
+def import_rationales(store: Store, path: str | Path, source: str | None = None) -> ImportReport:
     """Read a CSV or JSONL file of (video, text[, source]) rows into the project."""
     path = Path(path)
     if not path.is_file():

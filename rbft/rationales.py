@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Optional
 
 from . import models, project
 from .config import FrameConfig, GenerationConfig
@@ -31,8 +30,8 @@ def check_context(lm: models.LoadedModel, store: Store, video: dict, prompt_text
 
 
 def generate_rationales(store: Store, lm: models.LoadedModel, frames: FrameConfig,
-                        gen: GenerationConfig, prompt_id: Optional[int] = None,
-                        video_ids: Optional[list[str]] = None, split: Optional[str] = "train",
+                        gen: GenerationConfig, prompt_id: int | None = None,
+                        video_ids: list[str] | None = None, split: str | None = "train",
                         overwrite: bool = False, on_event: EventSink = ignore) -> dict:
     """Write rationales to the store; returns {prompt_id, generated, skipped, seconds}."""
     prompt = project.prompt(store, "rationale", prompt_id)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import sqlite_utils
 
@@ -66,22 +67,24 @@ class Store:
         with self.db.conn:
             self.db["videos"].insert_all(rows, pk="id", ignore=True)
 
-    def videos(self, split: Optional[str] = None, label: Optional[str] = None) -> list[dict]:
+    def videos(self, split: str | None = None, label: str | None = None) -> list[dict]:
         """The labelled videos (of a split, of a class); split="pool" gives the unlabelled ones."""
         where, args = [], []
         if split:
-            where.append("split = ?"); args.append(split)
+            where.append("split = ?")
+            args.append(split)
         else:
             where.append("split != 'pool'")
         if label:
-            where.append("label = ?"); args.append(label)
+            where.append("label = ?")
+            args.append(label)
         return list(self.db["videos"].rows_where(" and ".join(where) or None, args,
                                                  order_by="id"))
 
     def video(self, video_id: str) -> dict:
         return self.db["videos"].get(video_id)
 
-    def video_by_sha(self, sha256: str) -> Optional[dict]:
+    def video_by_sha(self, sha256: str) -> dict | None:
         rows = list(self.db["videos"].rows_where("sha256 = ?", [sha256], limit=1))
         return rows[0] if rows else None
 
@@ -108,7 +111,7 @@ class Store:
         with self.db.conn:
             self.db["pool_predictions"].upsert_all(rows, pk=("video_id", "run_id"))
 
-    def pool_predictions(self, run_id: str, split: Optional[str] = "pool") -> list[dict]:
+    def pool_predictions(self, run_id: str, split: str | None = "pool") -> list[dict]:
         """A run's stored predictions with their video's label, split and provenance."""
         sql = ("select p.*, v.path, v.label, v.split, v.label_source, v.skipped_at from pool_predictions p "
                "join videos v on v.id = p.video_id where p.run_id = ?" + (" and v.split = ?" if split else "")
@@ -122,8 +125,8 @@ class Store:
         return [r["run_id"] for r in self.db.query(
             "select run_id, max(created_at) as last from pool_predictions group by run_id order by last desc")]
 
-    def give_label(self, video_id: str, label: str, source: str, run_id: Optional[str] = None,
-                   confidence: Optional[float] = None) -> None:
+    def give_label(self, video_id: str, label: str, source: str, run_id: str | None = None,
+                   confidence: float | None = None) -> None:
         """A pool video becomes a labelled training video, with where its label came from."""
         with self.db.conn:
             self.db["videos"].update(video_id, {"label": label, "split": "train", "label_source": source,
@@ -134,7 +137,7 @@ class Store:
         with self.db.conn:
             self.db["videos"].update(video_id, {"skipped_at": _now()})
 
-    def label_sources(self, split: Optional[str] = "train") -> dict[str, int]:
+    def label_sources(self, split: str | None = "train") -> dict[str, int]:
         """How many labelled videos (of a split) came from the import, a person, the model."""
         sql = ("select coalesce(label_source, 'imported') as source, count(*) as n from videos "
                "where split != 'pool'" + (" and split = ?" if split else "") + " group by source")
@@ -142,7 +145,7 @@ class Store:
         counts.update({r["source"]: r["n"] for r in self.db.query(sql, [split] if split else [])})
         return counts
 
-    def save_auto_accept(self, run_id: str, target: float, threshold: Optional[float], evidence: dict,
+    def save_auto_accept(self, run_id: str, target: float, threshold: float | None, evidence: dict,
                          accepted: int) -> int:
         with self.db.conn:
             return self.db["auto_accepts"].insert({
@@ -176,7 +179,7 @@ class Store:
             conn.execute("rollback")
             raise
 
-    def latest_prompt(self, kind: str) -> Optional[dict]:
+    def latest_prompt(self, kind: str) -> dict | None:
         rows = list(self.db["prompts"].rows_where("kind = ?", [kind], order_by="version desc",
                                                   limit=1))
         return rows[0] if rows else None
@@ -184,7 +187,7 @@ class Store:
     def prompt(self, prompt_id: int) -> dict:
         return self.db["prompts"].get(prompt_id)
 
-    def prompts(self, kind: Optional[str] = None) -> list[dict]:
+    def prompts(self, kind: str | None = None) -> list[dict]:
         if kind:
             return list(self.db["prompts"].rows_where("kind = ?", [kind], order_by="version"))
         return list(self.db["prompts"].rows_where(order_by="kind, version"))
@@ -199,26 +202,28 @@ class Store:
             }, pk=("video_id", "prompt_id", "model"))
 
     def set_rationale(self, video_id: str, prompt_id: int, model: str, *,
-                      text: Optional[str] = None, status: Optional[str] = None) -> None:
+                      text: str | None = None, status: str | None = None) -> None:
         """A human edit, accept or reject of one rationale."""
         changes = {k: v for k, v in (("text", text), ("status", status)) if v is not None}
         with self.db.conn:
             self.db["rationales"].update((video_id, prompt_id, model), changes)
 
     def set_support(self, video_id: str, prompt_id: int, model: str, pred: str, ok: bool,
-                    margin: float, probs: Optional[dict] = None, judge: Optional[str] = None) -> None:
+                    margin: float, probs: dict | None = None, judge: str | None = None) -> None:
         with self.db.conn:
             self.db["rationales"].update((video_id, prompt_id, model), {
                 "support_pred": pred, "support_ok": int(ok), "support_margin": margin,
                 "support_probs": json.dumps(probs) if probs else None, "support_judge": judge})
 
-    def rationales(self, prompt_id: Optional[int] = None, model: Optional[str] = None) -> list[dict]:
+    def rationales(self, prompt_id: int | None = None, model: str | None = None) -> list[dict]:
         """Rationales with their video's label and split; support_probs read from its JSON."""
         where, args = [], []
         if prompt_id is not None:
-            where.append("r.prompt_id = ?"); args.append(prompt_id)
+            where.append("r.prompt_id = ?")
+            args.append(prompt_id)
         if model is not None:
-            where.append("r.model = ?"); args.append(model)
+            where.append("r.model = ?")
+            args.append(model)
         sql = ("select r.*, v.label, v.split from rationales r join videos v on v.id = r.video_id"
                + (" where " + " and ".join(where) if where else "") + " order by r.video_id")
         return [dict(r, support_probs=json.loads(r["support_probs"]) if r.get("support_probs") else None)
@@ -232,7 +237,7 @@ class Store:
 
     # ---- runs, predictions, events -----------------------------------------------
     def start_run(self, arm: str, seed: int, config: dict, output_dir: str,
-                  experiment: str = "", run_id: Optional[str] = None) -> str:
+                  experiment: str = "", run_id: str | None = None) -> str:
         run_id = run_id or f"{arm}-s{seed}-{uuid.uuid4().hex[:8]}"
         with self.db.conn:
             self.db["runs"].upsert({
@@ -242,8 +247,8 @@ class Store:
             }, pk="id")
         return run_id
 
-    def finish_run(self, run_id: str, metrics: Optional[dict] = None, status: str = "done",
-                   error: Optional[str] = None) -> None:
+    def finish_run(self, run_id: str, metrics: dict | None = None, status: str = "done",
+                   error: str | None = None) -> None:
         with self.db.conn:
             self.db["runs"].update(run_id, {
                 "status": status, "metrics": json.dumps(metrics) if metrics is not None else None,
@@ -255,7 +260,7 @@ class Store:
             row[key] = json.loads(row[key]) if row[key] else None
         return row
 
-    def runs(self, experiment: Optional[str] = None) -> list[dict]:
+    def runs(self, experiment: str | None = None) -> list[dict]:
         rows = self.db["runs"].rows_where("experiment = ?" if experiment else None,
                                           [experiment] if experiment else [],
                                           order_by="started_at")
@@ -282,18 +287,20 @@ class Store:
                 "total": event.total, "message": event.message,
                 "data": json.dumps(event.data, default=float), "time": event.time})
 
-    def events(self, run_id: str, kind: Optional[str] = None, after_id: int = 0) -> list[dict]:
+    def events(self, run_id: str, kind: str | None = None, after_id: int = 0) -> list[dict]:
         where, args = "run_id = ? and id > ?", [run_id, after_id]
         if kind:
-            where += " and kind = ?"; args.append(kind)
+            where += " and kind = ?"
+            args.append(kind)
         return [dict(r, data=json.loads(r["data"]))
                 for r in self.db["events"].rows_where(where, args, order_by="id")]
 
-    def recent_events(self, run_id: str, kind: Optional[str] = None, limit: int = 50) -> list[dict]:
+    def recent_events(self, run_id: str, kind: str | None = None, limit: int = 50) -> list[dict]:
         """The newest events of a stream, newest first."""
         where, args = "run_id = ?", [run_id]
         if kind:
-            where += " and kind = ?"; args.append(kind)
+            where += " and kind = ?"
+            args.append(kind)
         return [dict(r, data=json.loads(r["data"]))
                 for r in self.db["events"].rows_where(where, args, order_by="id desc", limit=limit)]
 
@@ -347,7 +354,7 @@ class Store:
         return dict(row, params=json.loads(row["params"]),
                     result=json.loads(row["result"]) if row["result"] else None)
 
-    def jobs(self, status: Optional[tuple[str, ...]] = None, limit: int = 50) -> list[dict]:
+    def jobs(self, status: tuple[str, ...] | None = None, limit: int = 50) -> list[dict]:
         """Newest first."""
         where, args = None, []
         if status:
@@ -363,7 +370,7 @@ class Store:
                             [to_status, error, _now(), experiment, from_status])
 
 
-def disk_problem(e: BaseException) -> Optional[str]:
+def disk_problem(e: BaseException) -> str | None:
     """A plain sentence for a full disk or an unwritable folder (from SQLite or the OS), else None."""
     import errno
     import sqlite3

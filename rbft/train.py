@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
@@ -88,12 +88,12 @@ def answer_loss(outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch
 class EventCallback(TrainerCallback):
     """Turns Trainer logs into loss events and evaluates every K steps (accuracy, confusion matrix)."""
 
-    def __init__(self, stage: str, on_event: EventSink, evaluate: Optional[Callable[[], dict]],
+    def __init__(self, stage: str, on_event: EventSink, evaluate: Callable[[], dict] | None,
                  eval_every: int):
         self.stage, self.on_event, self.evaluate, self.eval_every = stage, on_event, evaluate, eval_every
         self.step_ends: list[float] = []   # when each step ended (evaluation time left out)
 
-    def seconds_per_step(self) -> Optional[float]:
+    def seconds_per_step(self) -> float | None:
         """From the end of the first step to the end of the last: the first step's warm-up left out."""
         t = self.step_ends
         return (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else None
@@ -122,7 +122,7 @@ class EventCallback(TrainerCallback):
             self.on_event(Event("eval", self.stage, state.global_step, state.max_steps, data=result))
 
 
-def last_complete_checkpoint(output_dir: Path) -> Optional[str]:
+def last_complete_checkpoint(output_dir: Path) -> str | None:
     """The newest checkpoint the Trainer finished writing (its trainer_state.json is written last);
     a checkpoint cut off mid-save by a stop or a kill is removed, not resumed from."""
     if not output_dir.exists():
@@ -178,7 +178,7 @@ def add_lora(lm: models.LoadedModel, cfg: TrainConfig) -> None:
 
 
 def training_arguments(cfg: TrainConfig, output_dir: Path, device: str,
-                       micro_batch: Optional[int] = None, dtype: torch.dtype = torch.bfloat16) -> TrainingArguments:
+                       micro_batch: int | None = None, dtype: torch.dtype = torch.bfloat16) -> TrainingArguments:
     """With `micro_batch` (a divisor of batch_size x grad_accum), gradient accumulation makes up the rest."""
     micro = micro_batch or cfg.batch_size
     accum = cfg.batch_size * cfg.grad_accum // micro if micro_batch else cfg.grad_accum
@@ -206,7 +206,7 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, device: str,
 
 def train_stage(store: Store, lm: models.LoadedModel, examples: list[Example], frames: FrameConfig,
                 cfg: TrainConfig, output_dir: str | Path, stage: str,
-                evaluate: Optional[Callable[[], dict]] = None, on_event: EventSink = ignore) -> Path:
+                evaluate: Callable[[], dict] | None = None, on_event: EventSink = ignore) -> Path:
     """Train LoRA on the examples (continuing an adapter the model already carries) and save it.
 
     Returns the adapter folder. A finished stage (adapter saved) is not trained again: its adapter
@@ -275,7 +275,7 @@ def save_adapter(model, output_dir: Path) -> Path:
     return output_dir / ADAPTER_DIR
 
 
-def stage_stats(output_dir: str | Path) -> Optional[dict]:
+def stage_stats(output_dir: str | Path) -> dict | None:
     """What a finished stage measured (batch plan, seconds per step, peak GPU memory), if written."""
     path = Path(output_dir) / STATS_FILE
     return json.loads(path.read_text()) if path.exists() else None
@@ -289,9 +289,9 @@ class BatchPlan:
     grad_accum: int
     effective_batch: int
     auto: bool
-    estimate_gb: Optional[float] = None     # the memory model's peak at this micro batch (CUDA, auto)
-    first_step_gb: Optional[float] = None   # measured by the confirming step
-    backed_off_from: Optional[int] = None   # the model's choice when the real step ran out of memory
+    estimate_gb: float | None = None     # the memory model's peak at this micro batch (CUDA, auto)
+    first_step_gb: float | None = None   # measured by the confirming step
+    backed_off_from: int | None = None   # the model's choice when the real step ran out of memory
 
     def as_dict(self) -> dict:
         from dataclasses import asdict
@@ -337,7 +337,7 @@ def plan_batch(lm: models.LoadedModel, cfg: TrainConfig, dataset: VideoTextDatas
     micro = memory.largest_batch(dims, seq, free, quantized, effective, cfg.lora_r, cfg.lean, ckpt,
                                  value_bytes=4 if lm.compute.name == "float32" else 2) or 1
     chosen = micro
-    for micro in _divisors_below(effective, micro):
+    for micro in _divisors_below(effective, chosen):
         try:
             measured = _one_step(lm, collator, [example] * micro, cfg.lean)
         except torch.cuda.OutOfMemoryError:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Optional
 
 import gradio as gr
 
 from rbft import project
-from rbft.recipes import jobs, launcher
 from rbft.dtypes import CHOICES as DTYPE_CHOICES
+from rbft.recipes import jobs, launcher
 from rbft.recipes.space import Storage
 
 from . import jobbar
@@ -75,8 +74,8 @@ def _model_text(model: str) -> str:
             "is refused before it loads.")
 
 
-def create_app(project_path: str | Path, projects_root: Optional[str | Path] = None,
-               inline_jobs: Optional[bool] = None, storage: Optional[Storage] = None) -> gr.Blocks:
+def create_app(project_path: str | Path, projects_root: str | Path | None = None,
+               inline_jobs: bool | None = None, storage: Storage | None = None) -> gr.Blocks:
     """The studio for one project folder; other projects are folders beside it (or under projects_root,
     or under storage.root: where app.py keeps them, with a warning when a restart wipes them)."""
     project_path = Path(project_path).resolve()
@@ -237,7 +236,7 @@ def _patient_url_ok(url: str, wait_s: float = 90.0) -> bool:
     return False
 
 
-def launch(demo: gr.Blocks, root: Path, host: Optional[str] = None, port: Optional[int] = None,
+def launch(demo: gr.Blocks, root: Path, host: str | None = None, port: int | None = None,
            **kwargs):
     """Serve the app; media is served only from the projects folder. The warm-up threads start once
     the server answers: importing torch while gradio checks that localhost answers can fail the launch."""

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import gradio as gr
 from sqlite_utils.db import NotFoundError
 
-from rbft import config as C, project
+from rbft import config as C
+from rbft import project
 from rbft.data import VideoError
 from rbft.prompts import PromptError
 from rbft.store import JobBusy, ProjectError, Store, disk_problem
@@ -72,7 +73,7 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
-def media_path(ctx: Context, store: Store, stored: str) -> Optional[str]:
+def media_path(ctx: Context, store: Store, stored: str) -> str | None:
     """A video's file for the browser player, only if it lies under the projects folder."""
     path = store.resolve(stored).resolve()
     root = ctx.projects_root.resolve()

@@ -2,7 +2,7 @@
 under `spaces.GPU`. Everywhere else (no `spaces` package) the wrapper is a no-op."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rbft.recipes.space import on_zero_gpu
 

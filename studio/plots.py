@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-from typing import Optional
 
 import pandas as pd
 
@@ -57,7 +56,7 @@ def length_histogram(per_class: dict[str, dict], bins: int = 12):
     return fig
 
 
-def eta_text(seconds: Optional[float]) -> str:
+def eta_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
     seconds = int(seconds)

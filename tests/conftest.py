@@ -9,8 +9,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("RBFT_DEFAULT_MODEL", "tiny:smolvlm")
 
 from rbft import synthetic  # noqa: E402
-from rbft.config import (ExperimentConfig, FrameConfig, GenerationConfig, ModelConfig,  # noqa: E402
-                         TrainConfig)
+from rbft.config import ExperimentConfig, FrameConfig, GenerationConfig, ModelConfig, TrainConfig  # noqa: E402
 from rbft.project import open_project  # noqa: E402
 from rbft.testing import tiny_model_dir  # noqa: E402
 

@@ -11,11 +11,10 @@ import socket
 from pathlib import Path
 
 import pytest
+from conftest import small_config
 
 from rbft import project
 from rbft.recipes.sample import create_sample
-
-from conftest import small_config
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from rbft import synthetic
-from rbft.data import ingest, probe, stratified_split, VideoError
+from rbft.data import VideoError, ingest, probe, stratified_split
 
 
 def test_folder_ingest_labels_and_splits(store, dataset):

@@ -72,9 +72,10 @@ def test_the_real_probe_measures_both_types():
 @pytest.mark.parametrize("name", ["float32", "bfloat16"])
 def test_a_model_loads_computes_and_trains_in_the_type_chosen(tiny, name):
     """Weights, the pixels fed to the model, generation and scoring all follow the type."""
-    from rbft.frames import Clip
-    from rbft.config import FrameConfig
     import numpy as np
+
+    from rbft.config import FrameConfig
+    from rbft.frames import Clip
     lm = models.load(ModelConfig(model=tiny("smolvlm"), dtype=name))
     assert lm.dtype == getattr(torch, name) and lm.compute.reason == f"{name}: asked for"
     assert {p.dtype for p in lm.model.parameters() if p.is_floating_point()} == {getattr(torch, name)}

@@ -5,14 +5,13 @@ import signal
 import time
 
 import pytest
+from conftest import small_config
 
 from rbft import config as C
-from rbft.recipes import jobs
 from rbft.data import ingest
+from rbft.recipes import jobs
 from rbft.recipes.experiment import experiment_name
 from rbft.store import JobBusy
-
-from conftest import small_config
 
 
 @pytest.mark.slow  # kill -9 mid-training, then a resumed run
@@ -76,7 +75,7 @@ def test_a_checkpoint_cut_off_mid_save_is_not_resumed_from(tmp_path):
         ckpt.mkdir()
         (ckpt / "adapter_model.safetensors").write_bytes(b"x")
         if complete:
-            (ckpt / "trainer_state.json").write_text('{"global_step": %d}' % step)
+            (ckpt / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")
     assert not (tmp_path / "checkpoint-8").exists()
     assert last_complete_checkpoint(tmp_path / "missing") is None

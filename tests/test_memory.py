@@ -5,8 +5,8 @@ import torch
 
 from rbft import memory, models
 from rbft.config import FrameConfig, ModelConfig, TrainConfig
-from rbft.recipes.experiment import label_examples
 from rbft.data import ingest
+from rbft.recipes.experiment import label_examples
 from rbft.train import VideoCollator, VideoTextDataset, add_lora, answer_loss
 
 

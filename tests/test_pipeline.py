@@ -1,13 +1,12 @@
 """ingest -> generate -> Stage I -> Stage II -> evaluate, for every family, and resume after a crash."""
 import pytest
 import torch
+from conftest import small_config
 
 from rbft import export, models, quality
-from rbft.recipes import experiment
 from rbft.data import ingest
+from rbft.recipes import experiment
 from rbft.train import EventCallback
-
-from conftest import small_config
 
 
 # every family end to end, all slow (test_models covers each family's processor, generation and scoring;
@@ -23,7 +22,7 @@ def test_experiment_runs_every_arm(store, dataset, tiny, family, tmp_path):
     runs = {r["arm"]: r for r in store.runs(name)}
     assert set(runs) == {"zero_shot", "sft", "rbft"} and all(r["status"] == "done" for r in runs.values())
     n_test = len(store.videos(split="test"))
-    for arm, run in runs.items():
+    for run in runs.values():
         assert len(store.predictions(run["id"])) == n_test
         assert run["metrics"]["n"] == n_test
     assert runs["rbft"]["metrics"]["steps"] == {"stage1": 3, "stage2": 3}

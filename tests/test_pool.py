@@ -5,14 +5,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import small_config
 
 from rbft import pool
-from rbft.recipes import experiment, report
 from rbft.cli import main as cli
 from rbft.data import ingest
+from rbft.recipes import experiment, report
 from rbft.synthetic import render_clip, write_video
-
-from conftest import small_config
 
 
 def pool_folder(root: Path, n: int = 4) -> tuple[Path, dict[str, str]]:

@@ -62,9 +62,10 @@ def test_estimates_grow_with_what_costs_memory():
 
 
 def test_experiment_refuses_a_model_that_will_not_fit_before_loading(store, dataset, monkeypatch):
+    from conftest import small_config
+
     from rbft.data import ingest
     from rbft.recipes.experiment import run_experiment
-    from conftest import small_config
     ingest(store, dataset)
     monkeypatch.setattr(fit, "available_gb", lambda device: 2.0)
     cfg = small_config("Qwen/Qwen2.5-VL-7B-Instruct")

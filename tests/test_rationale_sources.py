@@ -8,8 +8,8 @@ import pytest
 
 from rbft import cli, paired, quality, rationale_import
 from rbft.data import ingest
-from rbft.recipes.experiment import imported_set
 from rbft.project import configure, open_project
+from rbft.recipes.experiment import imported_set
 from rbft.toyworld import oracle, testbed, truth, world
 
 
@@ -203,6 +203,7 @@ def test_a_text_only_chat_model_judges_support_through_the_cli(project, tmp_path
 
 def world_clip():
     import numpy as np
+
     from rbft.frames import Clip
     return Clip(np.zeros((2, 32, 32, 3), np.uint8), 8.0, 2, [0, 1])
 
@@ -222,6 +223,7 @@ def test_the_end_of_an_assistant_turn_is_read_from_the_chat_template():
 
 def test_stage_one_trains_on_an_imported_set_and_the_run_records_it(project, tmp_path, tiny):
     from conftest import small_config
+
     from rbft.recipes.experiment import run_arm
     notes = [{"video": v["id"], "text": f"The square slides to the {v['label']} at a steady pace."}
              for v in project.videos(split="train")]

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import small_config
 
 from rbft import config as C
 from rbft import frames as rbft_frames
 from rbft import models, project, synthetic
-from rbft.recipes import jobs
 from rbft.config import FrameConfig, GenerationConfig, ModelConfig
 from rbft.data import ingest
 from rbft.prompts import PromptError
 from rbft.rationales import generate_rationales
+from rbft.recipes import jobs
 from rbft.store import ProjectError, Store
-
-from conftest import small_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

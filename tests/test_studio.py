@@ -7,13 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import small_config
 from gradio_client import Client, handle_file
 
 from rbft import project, synthetic
-from rbft.recipes import jobs
 from rbft.project import open_project
-
-from conftest import small_config
+from rbft.recipes import jobs
 
 TRAIN = dict(arms=["zero_shot", "sft", "rbft"], seeds="0", s1=2, s2=2, batch=2, lr=2e-4, every=1,
              quant="auto", r=8, alpha=16, filt="not_rejected", hint=False, tokens=12)

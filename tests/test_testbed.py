@@ -4,14 +4,14 @@ import csv
 import json
 
 import pytest
+from conftest import small_config
 
 from rbft.recipes import experiment
-from rbft.toyworld import testbed, world as toyworld
-from rbft.toyworld import truth as tr
 from rbft.recipes.benchmark import run_benchmark
+from rbft.toyworld import testbed
+from rbft.toyworld import truth as tr
+from rbft.toyworld import world as toyworld
 from rbft.train import Example
-
-from conftest import small_config
 
 
 def test_rules_follow_the_event_logs():
@@ -95,7 +95,7 @@ def test_benchmark_reads_the_task_description_and_runs_the_joint_arm(tmp_path, t
     cfg = small_config(tiny("smolvlm"), arms=["sft", "rbft_joint"])
     oracle_file = tmp_path / "floor" / "rationales_oracle_p0.csv"
     result = run_benchmark(manifest, tmp_path / "project", cfg, tmp_path / "out", rationale_files=[oracle_file])
-    from rbft.project import open_project, domain
+    from rbft.project import domain, open_project
     store = open_project(tmp_path / "project")
     assert domain(store) == testbed.TASKS["floor"].domain
     assert result["split"] == {"train": 6, "val": 3, "test": 3}

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from rbft import models
-from rbft.recipes import sample
-from rbft.toyworld import shipped as toyvlm, truth as tr
 from rbft.project import open_project, settings
+from rbft.recipes import sample
+from rbft.toyworld import shipped as toyvlm
+from rbft.toyworld import truth as tr
 
 
 @pytest.fixture

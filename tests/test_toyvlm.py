@@ -5,8 +5,9 @@ import json
 import pytest
 
 from rbft import models
-from rbft.toyworld import base as toyvlm, weights
 from rbft.config import FrameConfig, ModelConfig
+from rbft.toyworld import base as toyvlm
+from rbft.toyworld import weights
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def test_base_loads_as_a_smolvlm_with_a_real_language_model(base):
     assert scores[0] > scores[1] + 2 and scores[0] > scores[2] + 2
     frames = FrameConfig(num_frames=8, max_side=128)
     import numpy as np
+
     from rbft.frames import Clip
     clip = Clip(np.zeros((8, 128, 128, 3), np.uint8), 8.0, 16, list(range(0, 16, 2)))
     feats = models.encode(lm, "Describe the video.", clip, frames)
@@ -82,8 +84,8 @@ def test_shipped_parts_assemble_into_the_trained_model(short_build, tmp_path):
     shipped parts, LoRA merged) answers like the build's own model."""
     import numpy as np
 
-    from rbft.toyworld import world as toyworld
     from rbft.frames import Clip
+    from rbft.toyworld import world as toyworld
     from rbft.toyworld.build import load_build
     from rbft.toyworld.shipped import model_dir, package
     work = short_build[0]

@@ -145,7 +145,7 @@ def test_motion_targets_follow_the_trajectory_and_the_event_log():
     for seed in range(60):
         clip, ids, t = _targets(seed)
         classes, events = t["motion_classes"].numpy(), t["motion_events"].numpy()
-        for k, thing in enumerate(clip.things):
+        for thing in clip.things:
             name = f"the {thing['size']} {thing['color']} {thing['shape']}"
             colour, shape = motion.COLORS.index(thing["color"]) + 1, tw.SHAPES.index(thing["shape"]) + 1
             for i, f in enumerate(ids):
@@ -225,8 +225,8 @@ def test_event_weights_balance_each_event_over_the_training_clips():
     for every event inside the cap; a rare event weighs more than a common one."""
     import torch
 
-    from rbft.toyworld import motion, world
     from rbft.frames import uniform_indices
+    from rbft.toyworld import motion, world
     seeds = range(40, 60)
     w = motion.event_pos_weight(seeds, 8)
     up, down = torch.zeros(len(motion.EVENTS)), torch.zeros(len(motion.EVENTS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import data, jobs, pool, rationales, runs, tools, toyworld
 
@@ -12,7 +13,7 @@ GROUP_MODULES = (data, rationales, runs, pool, jobs, toyworld, tools)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m rbft",
+        prog="rbft" if Path(sys.argv[0]).name == "rbft" else "python -m rbft",   # the installed command
         description="RB-FT: rationale-bootstrapped fine-tuning of a vision-language model for video "
                     "classification. Typical order: ingest -> configure -> generate -> stats -> experiment.",
         epilog="Models: a Hugging Face Hub id, a local folder, toyworld (the toy-world VLM: offline, sees "

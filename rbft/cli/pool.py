@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_dtype_arg, _sink, _store
+from .common import _sink, _store, add_dtype_arg
 
 
 def cmd_pool(args):

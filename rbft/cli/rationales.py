@@ -5,7 +5,7 @@ import json
 import sys
 
 from .. import config as C
-from .common import add_dtype_arg, add_experiment_args, build_config, _sink, _store
+from .common import _sink, _store, add_dtype_arg, add_experiment_args, build_config
 
 
 def cmd_generate(args):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import config as C
-from .common import add_experiment_args, build_config, _sink, _store
+from .common import _sink, _store, add_experiment_args, build_config
 
 
 def cmd_train(args):
@@ -68,6 +68,7 @@ def cmd_experiment(args):
 
 def cmd_benchmark(args):
     import shlex
+
     from ..recipes.benchmark import ALL_ARMS, run_benchmark
     cfg = build_config(args)
     if args.arms is None:
@@ -76,6 +77,7 @@ def cmd_benchmark(args):
     command = "python -m rbft " + " ".join(shlex.quote(a) for a in (args.argv or sys.argv[1:]))
     if args.dry_run:  # the clips are read in a throwaway project: nothing is written beside the data
         import tempfile
+
         from ..recipes.benchmark import prepare
         with tempfile.TemporaryDirectory() as tmp:
             store = prepare(args.data, Path(tmp) / "project", args.split_seed)

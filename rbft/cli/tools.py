@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_config_args, _sink
+from .common import _sink, add_config_args
 
 
 def cmd_bench(args):

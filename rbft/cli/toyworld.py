@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_config_args, _sink, _store
+from .common import _sink, _store, add_config_args
 
 
 def cmd_toysample(args):

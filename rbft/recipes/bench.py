@@ -26,9 +26,9 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -81,9 +81,10 @@ def bench_frames(cfg: BenchConfig, work: Path) -> list[dict]:
 
 
 def _clips(cfg: BenchConfig, n: int, num_frames: int) -> list:
+    import cv2
+
     from ..frames import Clip
     from ..synthetic import render_clip
-    import cv2
     out = []
     for i in range(n):
         small = render_clip(("left", "right", "fall")[i % 3], 100 + i, size=96, n_frames=num_frames)
@@ -133,10 +134,10 @@ def _train_worker(model: str, quantization: str, num_frames: int, max_side: int,
     """One training measurement in a fresh process, so its peak RSS is its own."""
     from .. import models
     from ..data import ingest
-    from .experiment import label_examples
     from ..project import open_project
     from ..synthetic import make_dataset
     from ..train import train_stage
+    from .experiment import label_examples
     with tempfile.TemporaryDirectory() as tmp:
         store = open_project(Path(tmp) / "project")
         ingest(store, make_dataset(Path(tmp) / "clips", per_class=3, motions=("left", "right", "fall"),
@@ -158,10 +159,10 @@ def _memory_worker(model: str, num_frames: int, max_side: int, batch: int, lean:
     """Peak RSS of two LoRA steps at this batch, in a fresh process (bf16, no checkpointing: the CPU default)."""
     from .. import models
     from ..data import ingest
-    from .experiment import label_examples
     from ..project import open_project
     from ..synthetic import make_dataset
     from ..train import train_stage
+    from .experiment import label_examples
     with tempfile.TemporaryDirectory() as tmp:
         store = open_project(Path(tmp) / "project")
         ingest(store, make_dataset(Path(tmp) / "clips", per_class=2, motions=("left", "right", "fall"),

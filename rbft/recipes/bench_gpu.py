@@ -9,7 +9,6 @@ from ..config import FrameConfig, ModelConfig, TrainConfig
 from ..events import Event, EventSink
 from .bench_config import BenchConfig, row
 
-
 CREDIBLE_SHARE = 0.7
 
 
@@ -65,10 +64,10 @@ def bench_gpu(cfg: BenchConfig, model: str, work: Path, emit: EventSink) -> list
 
     from .. import fit, memory, models
     from ..data import ingest
-    from .experiment import label_examples
     from ..project import open_project
     from ..synthetic import make_dataset
     from ..train import VideoTextDataset, stage_stats, train_stage
+    from .experiment import label_examples
     store = open_project(work / f"project-{len(list(work.glob('project-*'))) if work.exists() else 0}")
     ingest(store, make_dataset(store.root / "clips", per_class=4, motions=("left", "right", "fall"),
                                size=cfg.max_side, n_frames=max(16, 2 * cfg.num_frames)))

@@ -8,15 +8,14 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 from .. import paired
 from ..config import ExperimentConfig, to_dict
 from ..data import ingest
 from ..events import Event, EventSink, ignore
-from .experiment import run_experiment, summarize
 from ..project import configure, open_project
 from ..rationale_import import import_rationales
+from .experiment import run_experiment, summarize
 from .report import markdown, minority_classes, versions
 
 ALL_ARMS = ["zero_shot", "sft", "sft_total", "rbft"]  # rbft_joint runs when asked for by --arms
@@ -26,7 +25,7 @@ ABLATIONS = {  # label -> the change to the RB-FT arm's settings
 }
 
 
-def task_description(data: str | Path) -> Optional[dict]:
+def task_description(data: str | Path) -> dict | None:
     """A dataset may carry project.json (domain and class descriptions) beside its clips or manifest."""
     folder = Path(data) if Path(data).is_dir() else Path(data).parent
     meta = folder / "project.json"
@@ -107,12 +106,12 @@ def run_benchmark(data: str | Path, project_dir: str | Path, cfg: ExperimentConf
     return result
 
 
-def rationale_sets(store, task: Optional[dict]) -> list[dict]:
+def rationale_sets(store, task: dict | None) -> list[dict]:
     """Every rationale set of the project (generated or imported), with its truth against the event
     logs where the data is a toy-world testbed task."""
     truth = {}
     if task and task.get("task"):
-        from ..toyworld.truth import truth_report   # only a testbed knows its clips' event logs
+        from ..toyworld.truth import truth_report  # only a testbed knows its clips' event logs
         truth = {(r["prompt_id"], r["model"]): r for r in truth_report(store, task["task"]) if r["subset"] == "all"}
     return [{"model": g["model"], "prompt_id": g["prompt_id"], "rationales": g["n"],
              **{k: v for k, v in truth.get((g["prompt_id"], g["model"]), {}).items()
@@ -149,7 +148,7 @@ def _ablation_md(result: dict) -> str:
              "|---|---|---|---|---|"]
     diffs = result["against_sft"]
 
-    def cells(a: Optional[dict], label: str) -> str:
+    def cells(a: dict | None, label: str) -> str:
         if a is None:
             return "| - | - | - | - |"
         return (f"| {a['seeds']} | {a['accuracy']['mean']:.3f} ± {a['accuracy']['std']:.3f} | "

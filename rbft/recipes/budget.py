@@ -10,7 +10,6 @@ import functools
 import shlex
 import statistics
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .. import dtypes, fit, memory, models, project
 from ..config import ExperimentConfig, to_dict
@@ -50,11 +49,11 @@ class StagePlan:
     steps: int
     batch: int                 # effective batch per optimizer step
     micro_batch: int           # per forward pass (auto: what fits here)
-    seconds_per_step: Optional[float]
+    seconds_per_step: float | None
     measured: bool             # seconds_per_step from a finished run of this project on this machine
 
     @property
-    def seconds(self) -> Optional[float]:
+    def seconds(self) -> float | None:
         return self.runs * self.steps * self.seconds_per_step if self.seconds_per_step else None
 
 
@@ -163,7 +162,7 @@ def clip_size(store: Store) -> tuple[int, int]:
     return int(v["width"] or 224), int(v["height"] or 224)
 
 
-def measured_step(store: Store, model: str, device: str, micro: int) -> Optional[float]:
+def measured_step(store: Store, model: str, device: str, micro: int) -> float | None:
     """Median seconds per step of this project's finished stages with this model, device and micro batch."""
     found = []
     for run in store.runs():
@@ -203,9 +202,9 @@ def command_line(store: Store, cfg: ExperimentConfig, verb: str = "experiment") 
     return shlex.join(args)
 
 
-def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: Optional[tuple[int, int]] = None,
-         arms: Optional[list[str]] = None, seeds: Optional[list[int]] = None, device: Optional[str] = None,
-         free_gb: Optional[float] = None) -> Budget:
+def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: tuple[int, int] | None = None,
+         arms: list[str] | None = None, seeds: list[int] | None = None, device: str | None = None,
+         free_gb: float | None = None) -> Budget:
     """The budget of an experiment (or one `train` arm) with these settings on this project, here (or on
     `device` with `free_gb`, for a GPU this process cannot see: a ZeroGPU Space between calls)."""
     from ..train import checkpointing

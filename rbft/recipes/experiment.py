@@ -19,7 +19,6 @@ import resource
 import statistics
 import time
 from dataclasses import replace
-from typing import Optional
 
 import torch
 
@@ -34,7 +33,7 @@ from ..train import Example, stage_stats, train_stage
 ARMS = ("zero_shot", "sft", "sft_total", "rbft", "rbft_joint")
 
 
-def experiment_name(cfg: ExperimentConfig, store: Optional[Store] = None) -> str:
+def experiment_name(cfg: ExperimentConfig, store: Store | None = None) -> str:
     """Same settings, same name: that is what makes a re-run resume. Once pool videos have been
     labelled into the training split, the training set is part of the name too, so an experiment
     on the grown set is a new one (and the old one stays to compare with)."""
@@ -221,13 +220,13 @@ def record_same_as(store: Store, source: dict, arm: str, seed: int, cfg: Experim
     return run_id
 
 
-def zero_shot_scored(store: Store, experiment: str) -> Optional[dict]:
+def zero_shot_scored(store: Store, experiment: str) -> dict | None:
     """Zero-shot trains nothing and scores by likelihood, so every seed gives the same predictions:
     the first seed's are copied to the others, which the paired differences pair seed by seed."""
     return next((r for r in store.runs(experiment) if r["arm"] == "zero_shot" and r["status"] == "done"), None)
 
 
-def check_generation_memory(cfg: ExperimentConfig) -> Optional[float]:
+def check_generation_memory(cfg: ExperimentConfig) -> float | None:
     """Refuse, before any load, generation with a recommended model that will not fit here
     (fit.WontFit). Training is checked by budget.check, which knows the steps too."""
     from ..fit import check_fits
@@ -236,7 +235,7 @@ def check_generation_memory(cfg: ExperimentConfig) -> Optional[float]:
                       cfg.generation.batch_size, training=False)
 
 
-def run_experiment(store: Store, cfg: ExperimentConfig, name: Optional[str] = None,
+def run_experiment(store: Store, cfg: ExperimentConfig, name: str | None = None,
                    on_event: EventSink = ignore) -> str:
     if not store.videos(split="train"):
         raise ValueError("the project has no training videos; run `python -m rbft ingest` first")

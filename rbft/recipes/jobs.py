@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from .. import config as C
 from ..events import Event, EventSink, Progress
@@ -58,8 +58,8 @@ def _try_videos(store: Store, n: int, split: str) -> list[str]:
 
 def _do_generate(store: Store, params: dict, emit: EventSink) -> dict:
     from .. import models
-    from .experiment import check_generation_memory
     from ..rationales import generate_rationales
+    from .experiment import check_generation_memory
     cfg = _config(params)
     check_generation_memory(cfg)
     video_ids = params.get("video_ids")
@@ -223,7 +223,7 @@ def run_in_project(root: str, job_id: str) -> None:
     run_job(open_project(root), job_id)
 
 
-def _alive(pid: Optional[int]) -> bool:
+def _alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:  # our own child: reap it if it has ended (a zombie would look alive)
@@ -267,7 +267,7 @@ def refresh(store: Store, grace_s: float = 30.0) -> None:
                      "resume to continue")
 
 
-def active(store: Store) -> Optional[dict]:
+def active(store: Store) -> dict | None:
     refresh(store)
     jobs = store.jobs(status=Store.JOB_ACTIVE, limit=1)
     return jobs[0] if jobs else None
@@ -302,5 +302,5 @@ def wait(store: Store, job_id: str, timeout_s: float = 600, poll_s: float = 0.5)
     raise TimeoutError(f"job {job_id} still {store.job(job_id)['status']} after {timeout_s:.0f} s")
 
 
-def job_events(store: Store, job_id: str, kind: Optional[str] = None, after_id: int = 0) -> list[dict]:
+def job_events(store: Store, job_id: str, kind: str | None = None, after_id: int = 0) -> list[dict]:
     return store.events(job_stream(job_id), kind, after_id)

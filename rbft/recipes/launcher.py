@@ -15,16 +15,16 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 PRELOAD = ("rbft.recipes.jobs", "rbft.models", "rbft.train", "rbft.recipes.experiment", "rbft.rationales", "rbft.quality")
 
 _lock = threading.Lock()
-_process: Optional[subprocess.Popen] = None   # this process's launcher (a resource, not UI state)
+_process: subprocess.Popen | None = None   # this process's launcher (a resource, not UI state)
 
 
-def _running() -> Optional[subprocess.Popen]:
+def _running() -> subprocess.Popen | None:
     global _process
     if _process is not None and _process.poll() is None:
         return _process
@@ -42,7 +42,7 @@ def warm_up() -> None:
         _running()
 
 
-def start(root: Path, job_id: str, log: Path) -> Optional[int]:
+def start(root: Path, job_id: str, log: Path) -> int | None:
     """Start job `job_id` of the project at `root`, its output in `log`; its pid, or None."""
     with _lock:
         proc = _running()

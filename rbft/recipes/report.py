@@ -11,11 +11,10 @@ import io
 import platform
 import time
 from importlib.metadata import PackageNotFoundError, version
-from typing import Optional
 
 from .. import dtypes, paired
-from .experiment import format_table, summarize
 from ..store import Store
+from .experiment import format_table, summarize
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "opencv-python-headless")
 
@@ -133,7 +132,7 @@ def _paired_section(store: Store, runs: list[dict]) -> list[str]:
                       "tell the arms apart.", ""]
 
 
-def previous_experiment(store: Store, experiment: str) -> Optional[str]:
+def previous_experiment(store: Store, experiment: str) -> str | None:
     """The experiment that finished last before this one started (to compare a grown training set)."""
     runs = store.runs(experiment)
     if not runs:

@@ -70,9 +70,9 @@ def build_toy_sample(per_class: tuple[int, int, int] = (8, 4, 4), pool: int = 4,
     import tempfile
 
     from .. import models, rationales
-    from ..toyworld import testbed, truth
     from ..config import FrameConfig, GenerationConfig, ModelConfig
     from ..models import TOYWORLD
+    from ..toyworld import testbed, truth
     shutil.rmtree(TOY_SAMPLE, ignore_errors=True)
     videos = TOY_SAMPLE / "videos"
     testbed.build_task("floor", videos, *per_class, first_seed=30_000_000, on_event=on_event, pool=pool)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .. import config as C
 from ..store import Store
@@ -46,7 +45,7 @@ class Storage:
                 "or download what you need (Results: adapter, predictions, report).")
 
 
-def storage(default: Path, mount: Optional[Path] = None) -> Storage:
+def storage(default: Path, mount: Path | None = None) -> Storage:
     """Where projects live: RBFT_PROJECTS when set, else the persistent mount when it is there and
     writable, else `default` (beside the code), which a Space does not keep."""
     mount = mount or Path(os.environ.get("RBFT_PERSISTENT_MOUNT", PERSISTENT_MOUNT))
@@ -71,7 +70,7 @@ def _seconds_per_video(cfg: C.ExperimentConfig) -> float:
     return budget.estimated_generation_seconds(1, cfg.generation.max_new_tokens, 1) * ZERO_GPU_SLOWDOWN
 
 
-def generation_chunk(cfg: C.ExperimentConfig, window_s: Optional[float] = None) -> int:
+def generation_chunk(cfg: C.ExperimentConfig, window_s: float | None = None) -> int:
     """How many videos one ZeroGPU call can describe (at least one)."""
     window_s = window_s or WINDOW_S
     per_video = _seconds_per_video(cfg)
@@ -114,7 +113,7 @@ def job_seconds(store: Store, kind: str, params: dict) -> tuple[float, str]:
     return LOAD_S + n * per, f"{n} rationales to score"
 
 
-def check_window(store: Store, kind: str, params: dict, window_s: Optional[float] = None) -> float:
+def check_window(store: Store, kind: str, params: dict, window_s: float | None = None) -> float:
     """Refuse, with the numbers, a job that will not finish within one ZeroGPU window."""
     window_s = window_s or WINDOW_S
     seconds, how = job_seconds(store, kind, params)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -26,7 +25,7 @@ def _settings(run: dict) -> str:
     return json.dumps({k: v for k, v in run["config"].items() if k not in VARIES}, sort_keys=True)
 
 
-def _baseline(store: Store, experiment: Optional[str]) -> list[dict]:
+def _baseline(store: Store, experiment: str | None) -> list[dict]:
     """The runs compared: those with the settings of an SFT run (of `experiment` where named). Where
     several settings have one, those with the most finished runs, the newest on a tie."""
     runs = [store.run(r["id"]) for r in store.runs()]
@@ -49,7 +48,7 @@ def _interval(correct: dict[int, dict[str, int]]) -> tuple[float, float, float]:
     return d["difference"], d["low"], d["high"]
 
 
-def rows(store: Store, task: str, experiment: Optional[str] = None) -> list[dict]:
+def rows(store: Store, task: str, experiment: str | None = None) -> list[dict]:
     """One row per arm (each RB-FT rationale set its own arm): seeds done, accuracy with its
     interval, the paired difference from SFT, and the Stage I rationales' truth."""
     runs = _baseline(store, experiment)
@@ -104,7 +103,7 @@ def _where(run: dict) -> str:
             f"{frames.get('max_side', '?')} px; {m.get('dtype_reason') or m.get('dtype', '')}")
 
 
-def _seconds_per_step(group: list[dict]) -> Optional[float]:
+def _seconds_per_step(group: list[dict]) -> float | None:
     """Mean seconds per optimizer step over the runs' stages, as train_stage measured them."""
     values = [s["seconds_per_step"] for r in group for s in (r["metrics"].get("stages") or {}).values()
               if s.get("seconds_per_step")]
@@ -125,7 +124,7 @@ def markdown(table: list[dict]) -> str:
             "minus SFT with the total budget [95% interval] |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in table:
-        def f(key):
+        def f(key, r=r):
             return "-" if r[key] is None else f"{r[key]:.3f}"
         lines.append(f"| {r['arm']} | {r['rationales'] or '-'} | {f('event_precision')} | {f('label_consistent')} | "
                      f"{', '.join(map(str, r['seeds']))} | {r['steps']} | "
@@ -198,7 +197,7 @@ def curve_points(store: Store, run: dict) -> list[tuple[int, float]]:
     return [(e["done"], e["data"]["accuracy"]) for e in store.events(source, "eval") if e["stage"] in CURVE_STAGES]
 
 
-def learning_curves(store: Store, path: Path, experiment: Optional[str] = None) -> None:
+def learning_curves(store: Store, path: Path, experiment: str | None = None) -> None:
     """Validation accuracy against the step, for SFT, SFT with the total budget and RB-FT's Stage II."""
     import matplotlib
     matplotlib.use("Agg")
@@ -223,7 +222,7 @@ def learning_curves(store: Store, path: Path, experiment: Optional[str] = None) 
     plt.close(fig)
 
 
-def write(store: Store, task: str, out: str | Path, experiment: Optional[str] = None) -> list[dict]:
+def write(store: Store, task: str, out: str | Path, experiment: str | None = None) -> list[dict]:
     """truth_curve.md, truth_curve.png, learning_curves.png and truth_curve.json in `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -61,10 +61,10 @@ def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink
     import transformers as tf
     from safetensors.torch import save_file
 
-    from . import sight
     from ..config import TrainConfig
     from ..models import pick_device
     from ..train import EventCallback, last_complete_checkpoint, training_arguments
+    from . import sight
     out = work / "sight"
     weights = out / VISION_FILE
     if weights.exists():
@@ -182,8 +182,8 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     patches) is mapped, by ridge regression on rendered clips, to the sum of the word embeddings of
     what it shows ("small", "red", "circle"; nothing for the background). The language model then
     sees words in the image and only has to learn to copy and order them."""
-    from . import sight, world
     from ..frames import uniform_indices
+    from . import sight, world
     from .motion import token_shares
     tower, connector = find_module(lm, "vision_model"), find_module(lm, "connector")
     side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR   # tokens per frame side
@@ -246,13 +246,14 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
     partial.rename(saved)
 
 
-def build(work: str | Path, cfg: BuildConfig = BuildConfig(), on_event: EventSink = ignore) -> Path:
+def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink = ignore) -> Path:
     """Train the toy-world VLM (resumable): the vision tower on patch truth, the connector from words
     (and optionally alone on captions), then the connector and LoRA on captions. Returns the caption
     stage's adapter folder (connector, LoRA); the vision tower is in sight/."""
     from .. import models
     from ..config import FrameConfig, ModelConfig, TrainConfig
     from ..train import train_stage
+    cfg = cfg or BuildConfig()
     work = Path(work)
     base = work / "base"
     if not (base / "rbft_toyvlm.json").exists():
@@ -371,8 +372,7 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
     with each checkpoint). Returns the adapter folder; the head is written beside it."""
     import transformers as tf
 
-    from ..train import (ADAPTER_DIR, EventCallback, add_lora, last_complete_checkpoint, save_adapter,
-                         training_arguments)
+    from ..train import ADAPTER_DIR, EventCallback, add_lora, last_complete_checkpoint, save_adapter, training_arguments
     from .motion import EVENTS, LAYER, MotionHead, event_pos_weight
     adapter_dir = output_dir / ADAPTER_DIR
     if (adapter_dir / "adapter_config.json").exists():

@@ -13,15 +13,16 @@ from .base import SCALE_FACTOR, VISION
 from .build import DESCRIBE, HEAD_FILE, find_module, load_build
 from .shipped import _assembly_dir, model_dir
 
+
 def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens: int = 120,
                       on_event: EventSink = ignore, batch_size: int = 25) -> dict:
     """Caption held-out clips and score them against their event logs (score_captions). Greedy,
     `batch_size` clips per generate call: on 2 CPU cores a decoding step costs about as much for 16
     clips as for one (1.9 s against 1.5 s here)."""
     from .. import models
-    from . import world
     from ..config import FrameConfig, GenerationConfig
     from ..frames import Clip, uniform_indices
+    from . import world
     frames = FrameConfig(num_frames, VISION["image_size"])
     gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, repetition_penalty=1.05)
     said = []

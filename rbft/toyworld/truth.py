@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import statistics
 from pathlib import Path
-from typing import Optional
 
 from . import world
 from .testbed import TASKS, Task
@@ -48,7 +47,7 @@ def claims(text: str, events: list[dict]) -> list[dict]:
     return out
 
 
-def seed_of(path: str) -> Optional[int]:
+def seed_of(path: str) -> int | None:
     """A testbed clip's seed is its file name; None for any other video."""
     stem = Path(path).stem
     return int(stem) if stem.isdigit() else None
@@ -85,7 +84,7 @@ def caption_scores(text: str, events: list[dict]) -> dict:
             "claims": len(said) + len(objects_said)}
 
 
-def implied_label(task: Task, text: str) -> Optional[str]:
+def implied_label(task: Task, text: str) -> str | None:
     """The class the rule gives for the events a rationale states (object and event, in its order)."""
     facts = facts_from_text(text)
     events = [{"t": i, "object": obj, "event": kind} for i, (obj, kind) in enumerate(facts)]
@@ -115,7 +114,7 @@ def rationale_truth(task_name: str, rows: list[dict]) -> dict:
             "label_consistent": statistics.fmean(consistent)}
 
 
-def truth_report(store, task_name: str, splits: Optional[tuple] = ("train",)) -> list[dict]:
+def truth_report(store, task_name: str, splits: tuple | None = ("train",)) -> list[dict]:
     """Per rationale set (prompt version, model) of a testbed project: the truth of all its training
     rationales (of every split with splits=None), and of those that pass the label-support filter
     (Video-STaR style) where scored."""
@@ -143,7 +142,7 @@ def format_truth(rows: list[dict]) -> str:
             "label follows from the stated events"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        def f(k):
+        def f(k, r=r):
             return "-" if r.get(k) is None else f"{r[k]:.3f}"
         lines.append(f"| {r['model']} prompt {r['prompt_id']} | {r['subset']} | {r['rationales']} | "
                      f"{f('event_precision')} | {f('event_recall')} | {f('hallucination_rate')} | "

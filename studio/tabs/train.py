@@ -2,28 +2,26 @@
 live loss curves and the validation confusion matrix redrawn at each evaluation, stop and resume."""
 from __future__ import annotations
 
-from typing import Optional
-
 import gradio as gr
 import pandas as pd
 
 from rbft import config as C
 from rbft import project, rationale_import
-from rbft.recipes import jobs
-from rbft.recipes.budget import check as budget_check, plan as budget_plan
-from rbft.recipes.experiment import ARMS, experiment_name
 from rbft.quality import FILTERS
+from rbft.recipes import jobs
+from rbft.recipes.budget import check as budget_check
+from rbft.recipes.budget import plan as budget_plan
+from rbft.recipes.experiment import ARMS, experiment_name
+from rbft.recipes.report import loss_figure
 from rbft.store import Store
 
-from ..common import Context, friendly, start_job, header_settings, open_store, parse_ints
-from rbft.recipes.report import loss_figure
-
+from ..common import Context, friendly, header_settings, open_store, parse_ints, start_job
 from ..plots import confusion_html
 
 EVAL_COLUMNS = ["run", "stage", "step", "accuracy", "macro-F1"]
 
 
-def watched_experiment(store: Store) -> Optional[str]:
+def watched_experiment(store: Store) -> str | None:
     """The experiment of the newest experiment job, else of the newest run."""
     for job in store.jobs(limit=20):
         if job["kind"] == "experiment":
@@ -32,7 +30,7 @@ def watched_experiment(store: Store) -> Optional[str]:
     return runs[-1]["experiment"] if runs else None
 
 
-def live_view(store: Store, experiment: Optional[str]):
+def live_view(store: Store, experiment: str | None):
     """(loss figure, confusion HTML, eval table) of an experiment, from its runs' events."""
     if not experiment:
         return None, '<p class="rbft-muted">No experiment yet.</p>', pd.DataFrame(columns=EVAL_COLUMNS)
