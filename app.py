@@ -25,7 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "persistent storage); other projects are folders beside it")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it "
-                        "to your network, so put it behind a login or a firewall)")
+                        "to your network: then set RBFT_PASSWORD, or RBFT_EDITORS on a Space, to choose "
+                        "who may change the studio (docs/studio.md); visitors see it read-only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
                    help="port (default 7860)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
@@ -67,6 +68,7 @@ def main(argv=None) -> None:
     from rbft.recipes.space import storage
     from rbft.store import ProjectError
     from rbft.toyworld.shipped import fetch_if_missing
+    from studio.access import AccessError, from_env
     from studio.app import create_app, launch
 
     where = storage(HERE / "projects")
@@ -74,17 +76,22 @@ def main(argv=None) -> None:
     sample = where.root / "sample"
     project = Path(args.project).expanduser().resolve() if args.project else sample
     try:
+        access = from_env(args.host)
+    except AccessError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(access.summary())
+    try:
         fetch_if_missing()   # the toy-world VLM's language model, where only requirements.txt is installed
         if project == sample and not (project / "project.db").exists():
             print(f"creating the sample project in {project} ...")
             print(create_sample(project).summary())
-        demo = create_app(project, storage=where)
+        demo = create_app(project, storage=where, access=access)
     except ProjectError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"RB-FT Studio on http://{args.host}:{args.port} (project {project}); "
           "use --host 0.0.0.0 to reach it from other machines.")
     launch(demo, project.parent, host=args.host, port=args.port,
-           inbrowser=not args.no_browser and not os.environ.get("SPACE_ID"))
+           inbrowser=not args.no_browser and not os.environ.get("SPACE_ID"), **access.launch_kwargs())
 
 
 if __name__ == "__main__":

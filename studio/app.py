@@ -17,7 +17,9 @@ from rbft.dtypes import CHOICES as DTYPE_CHOICES
 from rbft.recipes import jobs, launcher
 from rbft.recipes.space import Storage
 
+from . import access as access_rules
 from . import jobbar
+from .access import Access
 from .common import MODEL_CHOICES, Context, friendly, header_settings, open_store
 from .gpu import on_zero_gpu
 from .tabs import data, label, predict, quality, rationales, results, train
@@ -75,16 +77,19 @@ def _model_text(model: str) -> str:
 
 
 def create_app(project_path: str | Path, projects_root: str | Path | None = None,
-               inline_jobs: bool | None = None, storage: Storage | None = None) -> gr.Blocks:
+               inline_jobs: bool | None = None, storage: Storage | None = None,
+               access: Access | None = None) -> gr.Blocks:
     """The studio for one project folder; other projects are folders beside it (or under projects_root,
-    or under storage.root: where app.py keeps them, with a warning when a restart wipes them)."""
+    or under storage.root: where app.py keeps them, with a warning when a restart wipes them). `access`
+    says who may change it (studio.access; default: this machine's owner alone, on 127.0.0.1)."""
     project_path = Path(project_path).resolve()
     if storage is None:
         storage = Storage(Path(projects_root).resolve() if projects_root else project_path.parent, True,
                           "the folder the studio was given")
     root = storage.root.resolve()
+    access = access or Access("local")
     ctx = Context(projects_root=root, default_project=project_path,
-                  inline_jobs=on_zero_gpu() if inline_jobs is None else inline_jobs)
+                  inline_jobs=on_zero_gpu() if inline_jobs is None else inline_jobs, access=access)
     project.open_project(project_path)  # fail now, plainly, if it cannot be created or opened
 
     with gr.Blocks(title="RB-FT Studio") as demo:
@@ -102,6 +107,10 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
             max_side = gr.Number(precision=0, label="Max side px", scale=0, min_width=110)
             dtype = gr.Dropdown(list(DTYPE_CHOICES), label="Compute type", scale=0, min_width=130,
                                 info="auto: the faster here")
+        with gr.Row(elem_id="access-row"):
+            access_note = gr.Markdown(elem_id="access-note")
+            if access.mode == "editors":
+                gr.LoginButton(scale=0, min_width=200)
         model_note = gr.Markdown(elem_id="model-note")
         storage_note = gr.Markdown(storage.note(), elem_id="storage-note")
         with gr.Row():
@@ -144,13 +153,17 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
             return values + [cfg.model.dtype]
 
         @friendly
-        def open_project(name):
+        def open_project(name, request: gr.Request, profile: gr.OAuthProfile | None):
             name = str(name or "").strip()
             if not PROJECT_NAME.match(name) or name in (".", ".."):
                 raise gr.Error("A project name is letters, digits, spaces, '.', '-' or '_' (at most 64), "
                                "and is a folder under the projects folder.")
             path = root / name
+            if not (path / "project.db").exists() and not access.can_edit(request, profile):
+                raise gr.Error(f"There is no project '{name}', and this studio is read-only for you: "
+                               "an editor can create it.")
             project.open_project(path)
+            demo.blocked_paths += [p for p in access_rules.private_paths(root) if p not in demo.blocked_paths]
             return str(path), gr.Dropdown(choices=list_projects(root), value=name)
 
         @friendly
@@ -198,6 +211,15 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
         timer = gr.Timer(1.0)
         timer.tick(tick, [project_state, *watch_in[1:]], [job_html, train_progress, *watch_out],
                    api_name="job_status", show_progress="hidden", trigger_mode="always_last")
+
+        triggers = access_rules.protect(demo, access)   # after every listener: each write is checked
+
+        def show_access(request: gr.Request, profile: gr.OAuthProfile | None):
+            """Who may change this studio, at the top; a visitor's write buttons and boxes greyed out."""
+            allowed = access.can_edit(request, profile)
+            return [access.note(request, profile)] + [gr.skip() if allowed else gr.update(interactive=False)
+                                                     for _ in triggers]
+        demo.load(show_access, None, [access_note, *triggers], api_name="access")
     return demo
 
 
@@ -238,15 +260,17 @@ def _patient_url_ok(url: str, wait_s: float = 90.0) -> bool:
 
 def launch(demo: gr.Blocks, root: Path, host: str | None = None, port: int | None = None,
            **kwargs):
-    """Serve the app; media is served only from the projects folder. The warm-up threads start once
-    the server answers: importing torch while gradio checks that localhost answers can fail the launch."""
+    """Serve the app; media is served only from the projects folder, and of that only the videos (never a
+    project's store, models or logs: studio.access.private_paths). The warm-up threads start once the
+    server answers: importing torch while gradio checks that localhost answers can fail the launch."""
     import threading
 
     from gradio import networking
     networking.url_ok = _patient_url_ok
     block = not kwargs.pop("prevent_thread_lock", False)
     result = demo.queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, allowed_paths=[str(root)], css_paths=[CSS],
+        server_name=host, server_port=port, allowed_paths=[str(root)],
+        blocked_paths=access_rules.private_paths(root), css_paths=[CSS],
         theme=gr.themes.Soft(), footer_links=["api", "gradio"], prevent_thread_lock=True, **kwargs)
     threading.Thread(target=_warm_plots, daemon=True).start()
     threading.Thread(target=launcher.warm_up, daemon=True).start()   # the first job then starts at once

@@ -16,6 +16,8 @@ from rbft.data import VideoError
 from rbft.prompts import PromptError
 from rbft.store import JobBusy, ProjectError, Store, disk_problem
 
+from .access import Access
+
 log = logging.getLogger("studio")
 
 # Offered in the model box; any Hub id or local folder can be typed instead.
@@ -34,6 +36,7 @@ class Context:
     projects_root: Path          # projects are folders under here; media is served only from here
     default_project: Path
     inline_jobs: bool = False    # run jobs inside the app process (a ZeroGPU Space) instead of a child
+    access: Access = Access("local")   # who may change the studio (studio.access)
 
 
 def open_store(path: str) -> Store:
@@ -78,6 +81,14 @@ def media_path(ctx: Context, store: Store, stored: str) -> str | None:
     path = store.resolve(stored).resolve()
     root = ctx.projects_root.resolve()
     return str(path) if root in path.parents and path.exists() else None
+
+
+def download_folder(what: str) -> Path:
+    """A fresh folder outside the projects folder for files handed to one browser: gradio copies them
+    into its cache under a name no one can guess, while the project's own files are never served
+    (studio.access.private_paths)."""
+    import tempfile
+    return Path(tempfile.mkdtemp(prefix=f"rbft-{what}-"))
 
 
 def parse_ints(text: str, what: str) -> list[int]:

@@ -224,6 +224,8 @@ def test_the_app_starts_as_a_space_would(tmp_path, hub):
         assert str(app_dir / "projects") in where and "wipes on every restart" in where
         assert hub.gets == 1
         assert (app_dir / "projects" / "sample" / "project.db").exists()
+        # nothing says who may change it, so the page says at the top that anyone can (studio.access)
+        assert "Anyone who can reach this page can change this studio" in client.predict(api_name="/access")[0]
         served = log.read_text()   # start-up and one request: nothing failed, no traceback at all
         assert "Error" not in served and "Traceback" not in served, served[-3000:]
     finally:

@@ -9,7 +9,7 @@ import pandas as pd
 from rbft import config as C
 from rbft import pool, project
 
-from ..common import Context, friendly, media_path, open_store, start_job
+from ..common import Context, download_folder, friendly, media_path, open_store, start_job
 from .predict import BASE, model_choices
 from .rationales import frames_gallery
 
@@ -156,7 +156,7 @@ def build(ctx: Context, project_state: gr.State):
     def export(project_path, choice):
         store = open_store(project_path)
         run_id = run_id_of(store, choice) if choice else None
-        out = store.root / "exports" / "labels"
+        out = download_folder("labels")
         return [str(p) for p in pool.export(store, out, run_id).values()]
 
     label_btn.click(start_labelling, [project_state, run, with_rationale], label_msg, api_name="label_pool")

@@ -12,7 +12,7 @@ from rbft import export
 from rbft.recipes import report
 from rbft.recipes.experiment import summarize
 
-from ..common import Context, friendly, open_store, start_job
+from ..common import Context, download_folder, friendly, open_store, start_job
 from ..plots import confusion_html
 
 
@@ -108,10 +108,7 @@ def build(ctx: Context, project_state: gr.State):
         if not name or not run_id:
             raise gr.Error("Choose an experiment and one of its finished runs first.")
         store = open_store(project_path)
-        out = store.root / "exports" / run_id.replace("/", "_")
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
+        out = download_folder(run_id.replace("/", "_"))
         paths = [export.export_predictions(store, run_id, out / "predictions.csv"),
                  export.export_rationales(store, out / "rationales.jsonl")]
         (out / "report.md").write_text(report.markdown(store, name))
