@@ -23,17 +23,23 @@ SPECIALS = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utt
     f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
 
 
+def load_smollm2(specials: list[str]):
+    """SmolLM2-135M-Instruct's tokenizer (with `specials` added) and float32 causal LM, from its GGUF."""
+    import transformers as tf
+    gguf = weights.gguf_file(download=True)
+    tok = tf.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tok.add_special_tokens({"additional_special_tokens": specials})
+    lm = tf.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    return tok, lm
+
+
 def assemble_base(out_dir: str | Path, seed: int = 0) -> Path:
     """Write a SmolVLM folder: SmolLM2-135M-Instruct's real weights, a fresh vision tower and connector."""
     import transformers as tf
     from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
 
     out_dir = Path(out_dir)
-    gguf = weights.gguf_file(download=True)
-    src = gguf.parent
-    tok = tf.AutoTokenizer.from_pretrained(src, gguf_file=gguf.name)
-    tok.add_special_tokens({"additional_special_tokens": SPECIALS})
-    lm = tf.AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf.name, dtype=torch.float32)
+    tok, lm = load_smollm2(SPECIALS)
     text = lm.config.to_dict()
     text.pop("quantization_config", None)  # the GGUF weights are dequantized on load: plain tensors now
     text.update(model_type="llama", vocab_size=len(tok), pad_token_id=tok.pad_token_id or tok.eos_token_id,

@@ -93,6 +93,47 @@ def pretrain_sight(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink
     return weights
 
 
+def pretrain_sight_qwen(work: Path, base: Path, cfg: BuildConfig, on_event: EventSink = ignore) -> Path:
+    """Stage 0 of the Qwen-family build: the tower learns each two-frame patch's truth, motion
+    included (rbft.toyworld.sight_qwen); returns its weights (the merger is not among them)."""
+    import transformers as tf
+    from safetensors.torch import save_file
+
+    from ..config import TrainConfig
+    from ..models import pick_device
+    from ..train import EventCallback, last_complete_checkpoint, training_arguments
+    from . import sight_qwen
+    out = work / "sight"
+    weights = out / VISION_FILE
+    if weights.exists():
+        return weights
+    full = tf.AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
+    model = sight_qwen.PairPretraining(full.model.visual)
+    del full
+    args = training_arguments(TrainConfig(max_steps=cfg.sight_steps, batch_size=cfg.sight_batch_size,
+                                          learning_rate=cfg.sight_learning_rate, save_every=cfg.save_every,
+                                          seed=cfg.seed), out, pick_device())
+    data = sight_qwen.PairDataset(cfg.seed * 1_000_000 + SIGHT_SEEDS, cfg.sight_steps * cfg.sight_batch_size,
+                                  cfg.num_frames)
+    trainer = tf.Trainer(model=model, args=args, train_dataset=data, data_collator=sight_qwen.collate,
+                         callbacks=[EventCallback("sight", on_event, None, 0)])
+    trainer.remove_callback(tf.PrinterCallback)
+    started = time.time()
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(out))
+    seconds = time.time() - started
+    report = sight_qwen.pair_accuracy(model.cpu().float(), cfg.seed * 1_000_000 + SIGHT_EVAL_SEEDS, 40,
+                                      cfg.num_frames)
+    report["train_seconds_this_run"] = round(seconds, 1)
+    on_event(Event("log", "sight", message=f"vision tower on 40 held-out clips: {report}"))
+    (out / "sight.json").write_text(json.dumps(report, indent=2))
+    partial = out / (VISION_FILE + ".partial")
+    tower = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.visual.state_dict().items()
+             if not k.startswith("merger.")}
+    save_file(tower, str(partial))
+    partial.rename(weights)
+    return weights
+
+
 def load_vision(lm, weights: Path) -> None:
     """Put pretrained vision tower weights into a loaded toy-world model."""
     from safetensors.torch import load_file

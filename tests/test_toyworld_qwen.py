@@ -1,0 +1,156 @@
+"""The toy-world VLM in the paper's family (issue 33): Qwen2.5-VL's architecture around the real
+SmolLM2-135M-Instruct computes SmolLM2's own text logits, loads through the Auto classes and the
+studio's model path, and its tower's pretraining sees frames exactly as the processor cuts them,
+with targets that agree with the renderer's tracks."""
+import numpy as np
+import pytest
+import torch
+
+from rbft.frames import uniform_indices
+from rbft.toyworld import base_qwen, sight_qwen, weights, world
+from rbft.toyworld.motion import DIRECTIONS
+
+PROMPTS = ["What is the capital of France?", "Describe a red circle that moves to the left.", "Hello!",
+           "Name three colours, then count to five."]
+
+
+@pytest.fixture(scope="module")
+def smollm2_and_qwen():
+    try:
+        weights.gguf_file()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    import copy
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    tok, lm = base_qwen.load_smollm2(base_qwen.SPECIALS)
+    smollm2 = copy.deepcopy(lm).eval()
+    return tok, smollm2, base_qwen.build_model(tok, lm).eval()
+
+
+def chat(tok, prompts):
+    return [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in prompts]
+
+
+def test_its_language_model_is_smollm2_exactly(smollm2_and_qwen, tmp_path):
+    tok, smollm2, qwen = smollm2_and_qwen
+    tok.padding_side = "left"
+    batch = tok(chat(tok, PROMPTS), return_tensors="pt", padding=True)
+    with torch.no_grad():
+        want = smollm2(**batch).logits
+        got = qwen(**batch).logits
+    on = batch["attention_mask"].bool()
+    assert (want[on] - got[..., :want.shape[-1]][on]).abs().max() <= 1e-5
+    with torch.no_grad():
+        one = tok(chat(tok, PROMPTS[:1]), return_tensors="pt")
+        assert torch.equal(smollm2.generate(**one, max_new_tokens=16, do_sample=False),
+                           qwen.generate(**one, max_new_tokens=16, do_sample=False))
+    # saved and loaded back through the Auto classes, with no custom code: the same logits
+    import transformers as tf
+    qwen.save_pretrained(tmp_path)
+    base_qwen.processor(tok).save_pretrained(tmp_path)
+    loaded = tf.AutoModelForImageTextToText.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    processor = tf.AutoProcessor.from_pretrained(tmp_path)
+    assert type(loaded).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    with torch.no_grad():
+        again = loaded(**batch).logits
+    assert (want[on] - again[..., :want.shape[-1]][on]).abs().max() <= 1e-5
+    # the chat template: text turns exactly as SmolLM2's own template writes them; video turns marked
+    for p in PROMPTS:
+        ours = processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": p}]}],
+                                             add_generation_prompt=True, tokenize=False)
+        assert ours == chat(tok, [p])[0]   # tok: SmolLM2's tokenizer with its own template
+    # 8 frames of 128 px: 4 pairs x 16 tokens, no upsampling
+    video = np.zeros((8, 128, 128, 3), np.uint8)
+    text = processor.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Hi"}]}],
+                                         add_generation_prompt=True)
+    feats = processor(text=[text], videos=[video], return_tensors="pt")
+    assert feats["video_grid_thw"].tolist() == [[4, 16, 16]]
+    assert int((feats["input_ids"] == loaded.config.video_token_id).sum()) == 64
+    with torch.no_grad():
+        assert loaded(**feats).logits.shape[1] == feats["input_ids"].shape[1]
+
+
+def test_patches_are_cut_as_the_processor_cuts_them():
+    import transformers as tf
+    size = {"shortest_edge": 128 * 128, "longest_edge": 128 * 128}
+    processor = tf.Qwen2VLVideoProcessor(size=size, patch_size=8, merge_size=4, temporal_patch_size=2,
+                                         image_mean=base_qwen.MEAN, image_std=base_qwen.STD, do_sample_frames=False)
+    clip = world.render(5)
+    frames = clip.frames[uniform_indices(len(clip.frames), 8)]
+    want = processor(videos=[frames], return_tensors="pt")
+    got, grid = sight_qwen.patchify(frames)
+    assert grid.tolist() == want["video_grid_thw"].tolist()
+    assert (got - want["pixel_values_videos"]).abs().max() < 1e-5
+
+
+def test_the_towers_output_is_in_the_patches_order():
+    """One attention window covers a whole frame, so the tower's per-patch output (before the merger)
+    keeps the processor's order, which the targets follow."""
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import get_vision_window_index
+    grid = torch.tensor([[4, 16, 16]])
+    index, _ = get_vision_window_index(grid, spatial_merge_size=base_qwen.VISION["spatial_merge_size"],
+                                       window_size=base_qwen.VISION["window_size"],
+                                       patch_size=base_qwen.VISION["patch_size"])
+    assert torch.equal(index, torch.arange(4 * 16))
+
+
+def test_pair_targets_follow_the_renderers_tracks():
+    checked = {"direction": 0, "speed": 0, "patches": 0}
+    for seed in range(900_000, 900_030):
+        clip = world.render(seed, labels=True)
+        ids = list(uniform_indices(len(clip.frames), 8))
+        example = sight_qwen.clip_example(clip, ids)
+        names = [f"the {t['size']} {t['color']} {t['shape']}" for t in clip.things]
+        targets = example["targets"].reshape(4, len(names), -1)
+        order = sight_qwen.patch_order(4, 16, 16)
+        for pair in range(4):
+            first, second = ids[2 * pair], ids[2 * pair + 1]
+            for k, name in enumerate(names):
+                t = dict(zip(sight_qwen.KEYS, targets[pair, k].tolist()))
+                assert t["shape"] == world.SHAPES.index(clip.things[k]["shape"])
+                (x1, y1, r1, s1), (x2, y2, _, s2) = clip.tracks[name][first], clip.tracks[name][second]
+                if not (s1 and s2):
+                    assert t["direction"] == sight_qwen.IGNORE
+                    continue
+                way = DIRECTIONS[t["direction"]]
+                if way in ("left", "right"):
+                    assert (x2 - x1 > 0) == (way == "right") and abs(x2 - x1) >= abs(y2 - y1)
+                elif way in ("up", "down"):
+                    assert (y2 - y1 > 0) == (way == "down") and abs(y2 - y1) >= abs(x2 - x1)
+                checked["direction"] += 1
+                if way != "still":
+                    per_frame = np.hypot(x2 - x1, y2 - y1) / (second - first)
+                    assert sight_qwen.SPEEDS[t["speed"]] == ("fast" if per_frame >= sight_qwen.FAST else "slow")
+                    checked["speed"] += 1
+                # the patches said to show this thing lie on it: within its radius (plus a patch) of its centre
+                cells = np.nonzero(example["group"].numpy() == pair * len(names) + k)[0]
+                flat = order[cells] - pair * 256
+                rows, cols = flat // 16, flat % 16
+                centre = np.array([y1 * 16, x1 * 16])
+                dist = np.hypot(rows + 0.5 - centre[0], cols + 0.5 - centre[1])
+                reach = max(r1, clip.tracks[name][second][2]) * 16 + np.hypot(x2 - x1, y2 - y1) * 16 + 1.5
+                assert (dist <= reach).all()
+                checked["patches"] += len(cells)
+    assert checked["direction"] > 100 and checked["speed"] > 50 and checked["patches"] > 1000
+
+
+def test_a_few_pretraining_steps_lower_the_loss():
+    import transformers as tf
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
+    torch.manual_seed(0)
+    config = tf.Qwen2_5_VLVisionConfig(**{**base_qwen.VISION, "depth": 1, "fullatt_block_indexes": [0]},
+                                       out_hidden_size=64)
+    model = sight_qwen.PairPretraining(Qwen2_5_VisionTransformerPretrainedModel._from_config(config))
+    batch = sight_qwen.collate([sight_qwen.PairDataset(500_000, 4, 8)[i] for i in range(4)])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = model(**batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.8
+    report = sight_qwen.pair_accuracy(model, 900_000, 2, 8)
+    assert report["thing_pairs"] > 0 and set(report["shape"]) == {"pooled", "patch_vote", "commonest_class_rate", "n"}
