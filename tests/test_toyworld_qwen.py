@@ -2,6 +2,8 @@
 SmolLM2-135M-Instruct computes SmolLM2's own text logits, loads through the Auto classes and the
 studio's model path, and its tower's pretraining sees frames exactly as the processor cuts them,
 with targets that agree with the renderer's tracks."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,46 @@ def test_a_few_pretraining_steps_lower_the_loss():
     assert losses[-1] < losses[0] * 0.8
     report = sight_qwen.pair_accuracy(model, 900_000, 2, 8)
     assert report["thing_pairs"] > 0 and set(report["shape"]) == {"pooled", "patch_vote", "commonest_class_rate", "n"}
+
+
+@pytest.mark.slow  # a short Qwen-family build, shipped and assembled again: minutes here
+def test_a_short_qwen_build_trains_every_stage_and_its_parts_assemble(tmp_path):
+    """Base, pair tower, merger from words, captions with the motion read-out; then the shipped parts
+    (tower, merger and LoRA in the adapter, the four vision tokens' embeddings) assemble into a
+    Qwen2.5-VL folder that answers like the build's own model."""
+    from safetensors import safe_open
+
+    from rbft import models
+    from rbft.config import FrameConfig, ModelConfig
+    from rbft.frames import Clip
+    from rbft.toyworld.build import BuildConfig, build, load_build
+    from rbft.toyworld.shipped import model_dir, package
+    try:
+        weights.gguf_file()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    work, events = tmp_path / "work", []
+    cfg = BuildConfig(family="qwen2_5_vl", clips=10, sight_steps=3, sight_batch_size=2, steps=3, save_every=2,
+                      num_frames=4)
+    adapter = build(work, cfg, on_event=events.append)
+    assert [e.stage for e in events if e.kind == "loss"] == ["sight"] * 3 + ["toyworld"] * 3
+    report = json.loads((work / "sight" / "sight.json").read_text())
+    assert report["thing_pairs"] > 0 and 0 <= report["direction"]["pooled"] <= 1
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    assert any("merger" in n for n in names) and any("lora_A" in n and "language_model" in n for n in names)
+    with pytest.raises(ValueError, match="holds a qwen2_5_vl build"):
+        build(work, BuildConfig(family="smolvlm"))
+    parts = package(work, tmp_path / "parts")
+    assert json.loads((parts / "manifest.json").read_text())["family"] == "qwen2_5_vl"
+    folder = model_dir(parts, cache_root=tmp_path / "cache")
+    built, shipped = load_build(work), models.load(ModelConfig(model=str(folder)))
+    assert shipped.family.name == "qwen2_5_vl"
+    clip = world.render(123)
+    idx = [0, 5, 10, 15]
+    video = Clip(clip.frames[idx], clip.fps, 16, idx)
+    options = ["a red circle", "a blue square", "a green triangle"]
+    frames = FrameConfig(num_frames=4, max_side=128)
+    a = models.score_options(built, "Describe what happens in this video.", video, frames, options)
+    b = models.score_options(shipped, "Describe what happens in this video.", video, frames, options)
+    assert np.allclose(a, b, atol=0.5), (a, b)

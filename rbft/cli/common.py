@@ -25,6 +25,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str, dest_pref
             kw.update(nargs="+", type=type(default[0]) if default else str)
         else:
             kw["type"] = type(default)
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
         group.add_argument(flag, **kw)
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ..events import Event, EventSink, Progress, ignore
-from .base import SCALE_FACTOR, VISION, assemble_base
+from .base import SCALE_FACTOR, VISION
+from .family import FAMILIES, layout, layout_of
 
 # ---- the build: teach the vision tower and connector (and LoRA on the language model) the toy world
 
@@ -22,6 +23,9 @@ DESCRIBE = "Describe what happens in this video, in the order it happens."
 class BuildConfig:
     # the defaults are the shipped build's settings (assets/toyworld/manifest.json), except the caption
     # stage's motion read-out and trained tower (motion_weight, train_vision), which it did not have
+    family: str = field(default="smolvlm", metadata={"help": "the architecture around SmolLM2: smolvlm (the "
+                        "shipped build's) or qwen2_5_vl (the paper's family; its tower sees pairs of frames)",
+                        "choices": FAMILIES})
     clips: int = field(default=1200, metadata={"help": "toy-world clips rendered for caption training (60/20/20 split)"})
     sight_steps: int = field(default=1500, metadata={"help": "optimizer steps of the vision tower's pretraining"})
     sight_batch_size: int = field(default=4, metadata={"help": "clips per pretraining step (each gives num_frames images)"})
@@ -135,11 +139,16 @@ def pretrain_sight_qwen(work: Path, base: Path, cfg: BuildConfig, on_event: Even
 
 
 def load_vision(lm, weights: Path) -> None:
-    """Put pretrained vision tower weights into a loaded toy-world model."""
+    """Put pretrained vision tower weights into a loaded toy-world model (Qwen's tower weights leave
+    out the merger, its connector, which the caption stage trains)."""
     from safetensors.torch import load_file
-    tower = find_module(lm, "vision_model")
+    tower = find_module(lm, layout(lm.family.name).tower)
     dtype = next(tower.parameters()).dtype
-    tower.load_state_dict({k: v.to(dtype) for k, v in load_file(str(weights)).items()})
+    missing, unexpected = tower.load_state_dict({k: v.to(dtype) for k, v in load_file(str(weights)).items()},
+                                                strict=False)
+    if unexpected or any(not k.startswith("merger.") for k in missing):
+        raise ValueError(f"{weights} does not fit this model's vision tower: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
 
 
 def _world_project(work: Path, cfg: BuildConfig, on_event: EventSink):
@@ -223,6 +232,8 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     patches) is mapped, by ridge regression on rendered clips, to the sum of the word embeddings of
     what it shows ("small", "red", "circle"; nothing for the background). The language model then
     sees words in the image and only has to learn to copy and order them."""
+    if lm.family.name == "qwen2_5_vl":
+        return merger_from_words(lm, cfg, clips)
     from ..frames import uniform_indices
     from . import sight, world
     from .motion import token_shares
@@ -235,17 +246,53 @@ def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
         feats = tower(pixel_values=sight.pixels(clip.frames[ids]).to(lm.model.dtype)).last_hidden_state
         xs.append(connector.pixel_shuffle(feats, SCALE_FACTOR).float().flatten(0, 1))
         shares = token_shares(clip.labels[ids], side, len(clip.things)).reshape(len(ids) * side * side, -1)
-        words = [_word_vector(lm, f"{t['size']} {t['color']} {t['shape']}") for t in clip.things]
-        target = torch.zeros(len(shares), words[0].shape[0])
-        for k, vector in enumerate(words):
-            share = torch.from_numpy(shares[:, k]).float()
-            target += share[:, None].clamp(max=0.25) * 4 * vector   # a token a quarter covered or more: the words
-        ys.append(target)
-    x, y = torch.cat(xs), torch.cat(ys)
-    gram = x.T @ x + 1e-2 * len(x) * torch.eye(x.shape[1])
-    weight = torch.linalg.solve(gram, x.T @ y).T
+        ys.append(_word_targets(lm, clip, shares))
     proj = connector.modality_projection.proj
-    proj.weight.copy_(weight.to(proj.weight.dtype))
+    proj.weight.copy_(_ridge(torch.cat(xs), torch.cat(ys)).to(proj.weight.dtype))
+
+
+def _ridge(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The (out, in) weight that maps rows of x closest to rows of y, ridge-regularised."""
+    gram = x.T @ x + 1e-2 * len(x) * torch.eye(x.shape[1])
+    return torch.linalg.solve(gram, x.T @ y).T
+
+
+def _word_targets(lm, clip, shares) -> torch.Tensor:
+    """Per image token: the sum of the word embeddings of the things it shows (a quarter covered or more)."""
+    words = [_word_vector(lm, f"{t['size']} {t['color']} {t['shape']}") for t in clip.things]
+    target = torch.zeros(len(shares), words[0].shape[0])
+    for k, vector in enumerate(words):
+        share = torch.from_numpy(shares[:, k]).float()
+        target += share[:, None].clamp(max=0.25) * 4 * vector
+    return target
+
+
+@torch.no_grad()
+def merger_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
+    """connector_from_words for Qwen's merger (norm, linear, GELU, linear over a 4 x 4 block of
+    patches): its first linear starts as the identity, and its last is the ridge regression from the
+    block's features after the GELU to the words of what the block shows over its pair of frames."""
+    from ..frames import uniform_indices
+    from . import sight_qwen, world
+    from .motion import token_shares
+    lay = layout("qwen2_5_vl")
+    tower = find_module(lm, lay.tower)
+    merger = tower.merger
+    first, last = merger.mlp[0], merger.mlp[2]
+    first.weight.copy_(torch.eye(first.weight.shape[0], dtype=first.weight.dtype))
+    first.bias.zero_()
+    xs, ys = [], []
+    for i in range(clips):
+        clip = world.render(cfg.seed * 1_000_000 + WORD_SEEDS + i, labels=True)
+        ids = uniform_indices(len(clip.frames), cfg.num_frames)
+        pixel_values, grid = sight_qwen.patchify(clip.frames[ids])
+        h = tower(pixel_values.to(lm.model.dtype), grid_thw=grid).last_hidden_state
+        xs.append(merger.mlp[1](first(merger.ln_q(h).view(-1, merger.hidden_size))).float())
+        shares = token_shares(clip.labels[ids], lay.side, len(clip.things))      # (T, 16, things)
+        shares = shares.reshape(len(ids) // 2, 2, lay.side ** 2, -1).mean(1).reshape(-1, len(clip.things))
+        ys.append(_word_targets(lm, clip, shares))
+    last.weight.copy_(_ridge(torch.cat(xs), torch.cat(ys)).to(last.weight.dtype))
+    last.bias.zero_()
 
 
 def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_event: EventSink = ignore) -> None:
@@ -260,7 +307,8 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
     from ..train import EventCallback, VideoCollator, VideoTextDataset, last_complete_checkpoint, training_arguments
     out = work / "align"
     saved = out / "connector.safetensors"
-    connector = find_module(lm, "connector")
+    lay = layout(lm.family.name)
+    connector = find_module(lm, lay.connector)
     if saved.exists():
         connector.load_state_dict({k: v.to(lm.model.dtype) for k, v in load_file(str(saved)).items()})
         return
@@ -269,7 +317,7 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in connector.state_dict().items()}, str(saved))
         return
-    data = VideoTextDataset(store, lm, examples, FrameConfig(cfg.num_frames, VISION["image_size"]))
+    data = VideoTextDataset(store, lm, examples, FrameConfig(cfg.num_frames, lay.image_size))
     for p in lm.model.parameters():
         p.requires_grad_(False)
     for p in connector.parameters():
@@ -297,11 +345,14 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
     cfg = cfg or BuildConfig()
     work = Path(work)
     base = work / "base"
+    lay = layout(cfg.family)
     if not (base / "rbft_toyvlm.json").exists():
-        on_event(Event("log", "toyworld", message="assembling the base from SmolLM2-135M-Instruct"))
-        assemble_base(base, seed=cfg.seed)
+        on_event(Event("log", "toyworld", message=f"assembling the {cfg.family} base around SmolLM2-135M-Instruct"))
+        lay.assemble(base, seed=cfg.seed)
+    if layout_of(base) != lay:
+        raise ValueError(f"{work} holds a {layout_of(base).family} build; this one is {cfg.family}: use another --work")
     started = time.time()
-    vision = pretrain_sight(work, base, cfg, on_event)
+    vision = (pretrain_sight_qwen if cfg.family == "qwen2_5_vl" else pretrain_sight)(work, base, cfg, on_event)
     store = _world_project(work, cfg, on_event)
     examples = caption_examples(store.videos(split="train"), cfg.seed)
     lm = models.load(ModelConfig(model=str(base), quantization="none", dtype=cfg.dtype))
@@ -309,14 +360,13 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
     load_vision(lm, vision)
     if not (work / "run" / "adapter" / "adapter_config.json").exists():
         align_connector(work, store, lm, examples, cfg, on_event)
-    for p in find_module(lm, "vision_model").parameters():
+    for p in find_module(lm, lay.tower).parameters():
         p.requires_grad_(False)   # its eyes are trained; the caption stage learns to read them
     with_motion = cfg.motion_weight > 0
     train = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                         lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, eval_every=0, save_every=cfg.save_every,
-                        seed=cfg.seed, train_modules=["connector"] + (["vision_model"] if with_motion and
-                                                                      cfg.train_vision else []))
-    frames = FrameConfig(cfg.num_frames, VISION["image_size"])
+                        seed=cfg.seed, train_modules=lay.trained_modules(with_motion and cfg.train_vision))
+    frames = FrameConfig(cfg.num_frames, lay.image_size)
     if with_motion:
         adapter = motion_stage(store, lm, examples, frames, train, work / "run", cfg.motion_weight, on_event,
                                balanced_events=cfg.balanced_events)
@@ -375,9 +425,9 @@ def _motion_classes():
             ex = self.examples[i]
             clip = project.clip(self.store, ex.video, self.frames)
             item = models.encode(self.lm, ex.prompt, clip, self.frames, answer=ex.answer)
-            side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR
+            lay = layout(self.lm.family.name)
             truth = world.render(int(Path(ex.video["path"]).stem), labels=True)
-            return {**item, **token_targets(truth, clip.indices, side)}
+            return {**item, **token_targets(truth, lay.token_frames(clip.indices), lay.side)}
 
     class MotionTrainer(tf.Trainer):
         """The caption loss plus `weight` x the motion head's loss on the image tokens' hidden states at
@@ -418,18 +468,19 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
     adapter_dir = output_dir / ADAPTER_DIR
     if (adapter_dir / "adapter_config.json").exists():
         return adapter_dir
-    image_token_id = lm.model.config.image_token_id
+    lay = layout(lm.family.name)
+    image_token_id = getattr(lm.model.config, lay.token_key)
     add_lora(lm, cfg)
     lm.model.train()
     torch.manual_seed(cfg.seed)
     pos_weight = None
     if balanced_events:
         seeds = sorted({int(Path(ex.video["path"]).stem) for ex in examples})
-        side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR
-        pos_weight = event_pos_weight(seeds, frames.num_frames, side)
+        pos_weight = event_pos_weight(seeds, frames.num_frames, lay.side, lay.frames_per_token)
         on_event(Event("log", "toyworld", message="event weights (absent per present token): " + ", ".join(
             f"{k} {w:.0f}" for k, w in zip(EVENTS, pos_weight.tolist()))))
-    head = MotionHead(find_module(lm, "text_model").config.hidden_size, pos_weight)
+    text = find_module(lm, lm.family.text_module)
+    head = MotionHead(text.config.hidden_size, pos_weight)
     lm.model.motion_head = head   # a sub-module, so that the optimizer trains it; PEFT saves adapters only
     last = last_complete_checkpoint(output_dir)
     if last and (Path(last) / HEAD_FILE).exists():
@@ -444,7 +495,7 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
         model=lm.model, args=training_arguments(cfg, output_dir, lm.device, dtype=lm.dtype),
         train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
         callbacks=[EventCallback("toyworld", on_event, None, 0), SaveHead()],
-        head=head, layer=find_module(lm, "text_model").layers[LAYER], image_token_id=image_token_id, weight=weight)
+        head=head, layer=text.layers[LAYER], image_token_id=image_token_id, weight=weight)
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last)
     trainer.hook.remove()

