@@ -19,6 +19,7 @@ from rbft.config import ModelConfig, FrameConfig, TrainConfig
 from rbft.project import open_project
 from rbft.train import train_stage
 from rbft.toyworld import build as M
+from rbft.toyworld.motion_stage import motion_stage
 torch.set_num_threads(int(sys.argv[2]))
 work, kind = Path(os.environ.get("WORK", "toyworld-build")), sys.argv[1]
 store = open_project(work / "project")
@@ -35,7 +36,7 @@ cfg = TrainConfig(max_steps=5, batch_size=1, learning_rate=5e-4, lora_r=16, lora
 frames = FrameConfig(8, 128)
 out = Path(tempfile.mkdtemp()) / kind
 if kind == "motion":
-    M.motion_stage(store, lm, examples, frames, cfg, out, 1.0, on)
+    motion_stage(store, lm, examples, frames, cfg, out, 1.0, on)
 else:
     train_stage(store, lm, examples, frames, cfg, out, "toyworld", on_event=on)
 gaps = [b - a for a, b in zip(times, times[1:])]

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from ..events import EventSink, Progress, ignore
-from .build import DESCRIBE, HEAD_FILE, find_module, load_build
-from .family import layout
+from .build import DESCRIBE, load_build
+from .family import find_module, layout
+from .motion_stage import HEAD_FILE
 from .shipped import _assembly_dir, model_dir
 
 

@@ -56,3 +56,8 @@ def layout(family: str) -> Layout:
 def layout_of(base: str | Path) -> Layout:
     """The layout of an assembled base folder (older SmolVLM bases do not say their family)."""
     return layout(json.loads((Path(base) / "rbft_toyvlm.json").read_text()).get("family", "smolvlm"))
+
+
+def find_module(lm, suffix: str):
+    """The first module of a loaded model whose name ends with `suffix` (a Layout's tower or connector)."""
+    return next(m for n, m in lm.model.named_modules() if n.endswith(suffix))

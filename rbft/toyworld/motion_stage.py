@@ -1,0 +1,120 @@
+"""The toy-world build's caption stage with sight across time (rbft.toyworld.motion): the captions'
+loss plus a read-out of each image token's truth at one layer of the language model, trained with
+the project's Trainer like the rest of the build."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..events import Event, EventSink, ignore
+from .family import find_module, layout
+
+
+def motion_collator(pad_id: int, dtype: torch.dtype):
+    from ..train import VideoCollator
+    from .motion import TARGET_KEYS
+    base = VideoCollator(pad_id, dtype)
+
+    def collate(features: list[dict]) -> dict:
+        targets = {k: torch.cat([f.pop(k) for f in features]) for k in TARGET_KEYS}
+        return {**base(features), **targets}
+    return collate
+
+
+def _motion_classes():
+    """(dataset, trainer) classes of the motion stage; built on first use, as transformers loads slowly."""
+    import transformers as tf
+
+    from .. import models, project
+    from ..train import VideoTextDataset
+    from . import world
+    from .motion import TARGET_KEYS, token_targets
+
+    class MotionDataset(VideoTextDataset):
+        """The caption examples, each with its image tokens' targets from the clip's rendered truth."""
+
+        def __getitem__(self, i: int) -> dict:
+            ex = self.examples[i]
+            clip = project.clip(self.store, ex.video, self.frames)
+            item = models.encode(self.lm, ex.prompt, clip, self.frames, answer=ex.answer)
+            lay = layout(self.lm.family.name)
+            truth = world.render(int(Path(ex.video["path"]).stem), labels=True)
+            return {**item, **token_targets(truth, lay.token_frames(clip.indices), lay.side)}
+
+    class MotionTrainer(tf.Trainer):
+        """The caption loss plus `weight` x the motion head's loss on the image tokens' hidden states at
+        `layer` (kept by a forward hook)."""
+
+        def __init__(self, *args, head, layer, image_token_id: int, weight: float, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.head, self.image_token_id, self.weight, self.hidden = head, image_token_id, weight, None
+            self.hook = layer.register_forward_hook(self.keep)
+
+        def keep(self, module, inputs, output):
+            self.hidden = output[0] if isinstance(output, tuple) else output
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            targets = [inputs.pop(k) for k in TARGET_KEYS]
+            ids = inputs["input_ids"]
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            tokens = self.hidden[ids == self.image_token_id]
+            if len(tokens) != len(targets[0]):
+                raise ValueError(f"{len(tokens)} image tokens but {len(targets[0])} motion targets")
+            loss = loss + self.weight * self.head.loss(tokens, *targets)
+            return (loss, outputs) if return_outputs else loss
+
+    return MotionDataset, MotionTrainer
+
+
+HEAD_FILE = "motion_head.pt"
+
+
+def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weight: float,
+                 on_event: EventSink = ignore, balanced_events: bool = True) -> Path:
+    """train_stage's caption training with the motion read-out beside it (resumable, the head saved
+    with each checkpoint). Returns the adapter folder; the head is written beside it."""
+    import transformers as tf
+
+    from ..train import ADAPTER_DIR, EventCallback, add_lora, last_complete_checkpoint, save_adapter, training_arguments
+    from .motion import EVENTS, LAYER, MotionHead, event_pos_weight
+    adapter_dir = output_dir / ADAPTER_DIR
+    if (adapter_dir / "adapter_config.json").exists():
+        return adapter_dir
+    lay = layout(lm.family.name)
+    image_token_id = getattr(lm.model.config, lay.token_key)
+    add_lora(lm, cfg)
+    lm.model.train()
+    torch.manual_seed(cfg.seed)
+    pos_weight = None
+    if balanced_events:
+        seeds = sorted({int(Path(ex.video["path"]).stem) for ex in examples})
+        pos_weight = event_pos_weight(seeds, frames.num_frames, lay.side, lay.frames_per_token)
+        on_event(Event("log", "toyworld", message="event weights (absent per present token): " + ", ".join(
+            f"{k} {w:.0f}" for k, w in zip(EVENTS, pos_weight.tolist()))))
+    text = find_module(lm, lm.family.text_module)
+    head = MotionHead(text.config.hidden_size, pos_weight)
+    lm.model.motion_head = head   # a sub-module, so that the optimizer trains it; PEFT saves adapters only
+    last = last_complete_checkpoint(output_dir)
+    if last and (Path(last) / HEAD_FILE).exists():
+        head.load_state_dict(torch.load(Path(last) / HEAD_FILE))
+
+    class SaveHead(tf.TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            torch.save(head.state_dict(), Path(args.output_dir) / f"checkpoint-{state.global_step}" / HEAD_FILE)
+
+    dataset_class, trainer_class = _motion_classes()
+    trainer = trainer_class(
+        model=lm.model, args=training_arguments(cfg, output_dir, lm.device, dtype=lm.dtype),
+        train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
+        callbacks=[EventCallback("toyworld", on_event, None, 0), SaveHead()],
+        head=head, layer=text.layers[LAYER], image_token_id=image_token_id, weight=weight)
+    trainer.remove_callback(tf.PrinterCallback)
+    trainer.train(resume_from_checkpoint=last)
+    trainer.hook.remove()
+    del lm.model.motion_head
+    torch.save(head.state_dict(), output_dir / HEAD_FILE)
+    save_adapter(lm.model, output_dir)
+    lm.model.eval()
+    return adapter_dir
+
