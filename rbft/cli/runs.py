@@ -109,6 +109,32 @@ def cmd_predict(args):
             print(f"  rationale: {row['rationale']}")
 
 
+def cmd_attention(args):
+    from .. import project
+    from ..attention import attention_map, save_figure
+    from ..evaluate import softmax
+    from ..frames import file_sha256, load_clip
+    store = _store(args)
+    lm, frames = _load_for_run(store, args)
+    video = store.video(args.video)
+    path = store.resolve(video["path"])
+    clip = load_clip(path, file_sha256(path), frames, store.root / "cache" / "frames")
+    if args.answer:
+        prompt, answer = project.render(store, "describe"), args.answer
+    else:   # the class the model names, as label scoring asks for it
+        from .. import models
+        names = [c["name"] for c in project.classes(store)]
+        prompt = project.render(store, "classify")
+        probs = softmax(models.score_options(lm, prompt, clip, frames, names))
+        answer = names[max(range(len(names)), key=probs.__getitem__)]
+    layers = tuple(args.layers) if args.layers else None
+    result = attention_map(lm, prompt, clip, frames, answer, focus=args.focus, layers=layers)
+    save_figure(clip, result, args.out, title=f"{args.video}: {(args.focus or answer)[:60]!r}")
+    print(f"{args.out}: attention of {result.tokens} answer tokens ({(args.focus or answer)[:60]!r}), layers "
+          f"{result.layers[0]}-{result.layers[1]}; visual share {result.visual_share:.3f}; per frame "
+          + ", ".join(f"{f}: {m.sum():.3f}" for f, m in zip(result.frames, result.maps)))
+
+
 def cmd_export(args):
     from .. import export
     store = _store(args)
@@ -195,6 +221,17 @@ def add_commands(command) -> None:
             c.add_argument("videos", nargs="+", help="video files")
             c.add_argument("--no-rationale", action="store_true", help="label only")
             c.add_argument("--max-new-tokens", type=int, default=160, help="longest rationale")
+    c = command("attention", cmd_attention, "where the model looked: a picture of the frames it saw, each "
+                "under the attention of the answer (the class it names, or --answer) to that frame's places")
+    c.add_argument("--video", required=True, help="video id (see `videos`)")
+    c.add_argument("--run", help="run id (see `runs`): its model, adapter and frame settings")
+    c.add_argument("--adapter", help="a peft adapter folder (with --model)")
+    c.add_argument("--answer", help="look from this text (e.g. the video's rationale) instead of the named class")
+    c.add_argument("--focus", help="only from this piece of the answer (e.g. one sentence)")
+    c.add_argument("--layers", nargs=2, type=int, metavar=("FIRST", "LAST"),
+                   help="layers averaged (default: the second half of the language model)")
+    c.add_argument("--out", required=True, help="the picture to write (.png)")
+    add_experiment_args(c, ("frames", "model"))
     c = command("export", cmd_export, "write a run's adapter, predictions CSV and the rationale JSONL")
     c.add_argument("--run", required=True, help="run id (see `runs`)")
     c.add_argument("--out", required=True, help="output folder")
