@@ -140,8 +140,8 @@ def attention_map(lm: models.LoadedModel, prompt: str, clip: Clip, frames: Frame
         m = np.zeros((grid.steps, grid.rows, grid.cols))
         np.add.at(m, (grid.frame // grid.frames_per_token, grid.row, grid.col), on_video)
         maps.append(m)
-    used = list(np.asarray(clip.indices)[np.arange(grid.steps) * grid.frames_per_token]) if clip.indices is not None \
-        else list(range(0, grid.steps * grid.frames_per_token, grid.frames_per_token))
+    known = list(clip.indices) if clip.indices is not None else list(range(len(clip.frames)))
+    used = [known[min(s * grid.frames_per_token, len(known) - 1)] for s in range(grid.steps)]
     return AttentionMap(np.mean(maps, 0), [int(f) for f in used], float(np.mean(shares)), shares, (first, last),
                         len(rows))
 
@@ -165,3 +165,51 @@ def save_figure(clip: Clip, result: AttentionMap, path, title: str = "") -> None
     fig.suptitle(f"{title}  visual share {result.visual_share:.2f} (layers {result.layers[0]}-{result.layers[1]})",
                  fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+CLASS_CHOICE = "the class it names"
+
+
+def sentences(text: str) -> list[str]:
+    """A rationale's sentences, in order (what the user can pick to look from)."""
+    import re
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text or "") if s.strip()]
+
+
+def where_it_looked(store, lm: models.LoadedModel, clip: Clip, frames: FrameConfig, choice: str,
+                    rationale: str = "") -> tuple[str, AttentionMap]:
+    """For the studio: from the class the model names (scored as label scoring asks for it), or from
+    one sentence of `rationale` (looked at with the describe prompt, the whole rationale as the answer).
+    Returns what it looked from and the map."""
+    from . import project
+    from .evaluate import softmax
+    if choice and choice != CLASS_CHOICE:
+        if choice not in (rationale or ""):
+            raise ValueError("pick a sentence of the rationale shown, or the class it names")
+        return choice, attention_map(lm, project.render(store, "describe"), clip, frames, rationale, focus=choice)
+    names = [c["name"] for c in project.classes(store)]
+    if not names:
+        raise ValueError("the project has no classes yet")
+    prompt = project.render(store, "classify")
+    probs = softmax(models.score_options(lm, prompt, clip, frames, names))
+    named = names[int(np.argmax(probs))]
+    return named, attention_map(lm, prompt, clip, frames, named)
+
+
+def overlays(clip: Clip, result: AttentionMap) -> list[tuple[np.ndarray, str]]:
+    """Each frame the model saw (the first of each pair) under its heat map, as RGB images for a
+    gallery; one colour scale for all, so that the frames compare."""
+    from matplotlib import colormaps
+    steps = len(result.maps)
+    per = len(clip.frames) // steps if steps else 1
+    top = result.maps.max() or 1.0
+    out = []
+    for s in range(steps):
+        frame = clip.frames[s * per].astype(np.float32)
+        h, w = frame.shape[:2]
+        heat = result.maps[s] / top
+        big = np.kron(heat, np.ones((-(-h // heat.shape[0]), -(-w // heat.shape[1]))))[:h, :w]
+        colour = colormaps["inferno"](big)[..., :3] * 255
+        mixed = (0.45 * frame + 0.55 * colour).clip(0, 255).astype(np.uint8)
+        out.append((mixed, f"frame {result.frames[s]} · {result.maps[s].sum():.0%} of the answer's attention"))
+    return out

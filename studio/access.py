@@ -34,7 +34,7 @@ WRITES = {
     "score_support",                                                                       # Quality
     "run_experiment", "stop_job", "resume_job",                                            # Train
     "explain_run", "downloads",                                                            # Results
-    "predict",                                                                             # Predict
+    "predict", "attention_predict", "attention_rationale", "attention_label",              # run the model
     "label_pool", "pool_accept", "pool_label_as", "pool_skip", "pool_auto_accept", "pool_export",  # Label
     "choose_model", "save_header", "set_dtype",                                            # header
 }
@@ -43,6 +43,7 @@ READS = {
     "refresh_list", "show", "pick_set", "show_video", "lambda", "load_template", "preview_prompt",
     "compare_prompts", "view", "quality", "open_worst", "preview", "budget_preview", "results",
     "pool_queue", "pick", "pool_threshold", "open_project", "reload_all", "reload", "job_status", "access",
+    "choices",
 }
 
 

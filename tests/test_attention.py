@@ -120,3 +120,42 @@ def test_the_cli_draws_where_the_model_looked(tmp_path, tiny, capsys):
                  "--max-side", "64", "--answer", "It moves left. Then it stops.", "--focus", "Then it stops.",
                  "--out", str(out)]) == 0
     assert "'Then it stops.'" in capsys.readouterr().out
+
+
+def test_the_studio_shows_where_the_model_looked(tmp_path, tiny):
+    """Through the page's endpoints: the Rationales tab from the class and from a rationale sentence,
+    and the Predict tab on an uploaded clip."""
+    import socket
+
+    from gradio_client import Client, handle_file
+
+    from rbft.cli import main
+    from rbft.project import open_project
+    from studio.app import create_app, launch
+    from studio.tabs.predict import BASE
+    tiny("smolvlm")
+    path = tmp_path / "projects" / "sample"
+    assert main(["sample", "--project", str(path), "--quiet"]) == 0
+    store = open_project(path)
+    video = store.videos(split="train")[0]
+    demo = create_app(path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = launch(demo, path.parent, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        c = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
+        line, gallery = c.predict("tiny:smolvlm", 4, 64, video["id"], "the class it names", "",
+                                  api_name="/attention_rationale")
+        assert "of its attention went to the video" in line and len(gallery) == 4
+        text = "A shape moves across. It stops at the edge."
+        line, gallery = c.predict("tiny:smolvlm", 4, 64, video["id"], "It stops at the edge.", text,
+                                  api_name="/attention_rationale")
+        assert "From **It stops at the edge.**" in line and len(gallery) == 4
+        with pytest.raises(Exception, match="pick a sentence"):
+            c.predict("tiny:smolvlm", 4, 64, video["id"], "Not in it.", text, api_name="/attention_rationale")
+        line, gallery = c.predict(handle_file(str(store.resolve(video["path"]))), BASE, "the class it names", "",
+                                  api_name="/attention_predict")
+        assert "of its attention went to the video" in line and gallery
+    finally:
+        demo.close()

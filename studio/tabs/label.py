@@ -9,8 +9,9 @@ import pandas as pd
 from rbft import config as C
 from rbft import pool, project
 
+from .. import attention_view
 from ..common import Context, download_folder, friendly, media_path, open_store, start_job
-from .predict import BASE, model_choices
+from .predict import BASE, load_model, model_choices
 from .rationales import frames_gallery
 
 QUEUE_COLUMNS = ["video", "file", "predicted", "confidence", "margin", "skipped"]
@@ -51,6 +52,7 @@ def build(ctx: Context, project_state: gr.State):
                 other = gr.Dropdown(label="Or this class", scale=2)
                 other_btn = gr.Button("Label as this class", scale=1)
             skip_btn = gr.Button("Skip (to the end of the queue)")
+    looked = attention_view.panel("label")
     queue_table = gr.Dataframe(headers=QUEUE_COLUMNS, interactive=False, label="The queue, most uncertain first",
                                max_height=300)
     with gr.Accordion("Accept automatically above a precision target", open=False):
@@ -159,6 +161,21 @@ def build(ctx: Context, project_state: gr.State):
         out = download_folder("labels")
         return [str(p) for p in pool.export(store, out, run_id).values()]
 
+    @friendly
+    def look(project_path, choice, video_id, look_choice, text):
+        if not video_id:
+            raise gr.Error("No video is under review: show the queue first.")
+        if not choice:
+            raise gr.Error("Choose the model that labels: a trained run or the base model.")
+        store = open_store(project_path)
+        lm, frames = load_model(store, choice)
+        clip = project.clip(store, store.video(video_id), frames)
+        written = text if text and not text.startswith("(not written") else ""
+        return attention_view.look(store, lm, clip, frames, look_choice, written)
+
+    rationale.change(attention_view.choices, rationale, looked.look_from, api_visibility="private")
+    looked.button.click(look, [project_state, run, current, looked.look_from, rationale],
+                        [looked.share, looked.gallery], api_name="attention_label")
     label_btn.click(start_labelling, [project_state, run, with_rationale], label_msg, api_name="label_pool")
     show_btn.click(view, filters, view_outputs, api_name="pool_queue")
     accept_btn.click(lambda *a: decide(*a, None), [*filters, current], view_outputs, api_name="pool_accept")

@@ -12,6 +12,7 @@ from rbft import config as C
 from rbft import project, quality, rationale_import
 from rbft.prompts import FIELDS, KINDS, PromptError, strip_classification
 
+from .. import attention_view
 from ..common import Context, friendly, header_settings, media_path, open_store, start_job
 
 FLAGS = ["all", "no rationale yet", "leaks the label", "does not support its label",
@@ -140,6 +141,7 @@ def build(ctx: Context, project_state: gr.State, header: list):
                 accept_btn = gr.Button("Accept")
                 reject_btn = gr.Button("Reject", variant="stop")
             regen_btn = gr.Button("Regenerate this one")
+    looked = attention_view.panel("rationales")
     with gr.Accordion("Prompt lab", open=True):
         with gr.Row():
             with gr.Column():
@@ -371,6 +373,22 @@ def build(ctx: Context, project_state: gr.State, header: list):
     save_template_btn.click(save_template, [project_state, kind, template],
                             [template_msg, version, versions, version_a, version_b], api_name="save_prompt")
     model_inputs = [project_state, *header]
+
+    @friendly
+    def look(project_path, model_name, n_frames, side, video_id, choice, text):
+        """With the header's model, as the rationale was generated."""
+        from rbft import models
+        if not video_id:
+            raise gr.Error("Select a video first.")
+        store = open_store(project_path)
+        cfg = header_settings(store, model_name, n_frames, side, save=False)
+        lm = models.load(cfg.model)
+        clip = project.clip(store, store.video(video_id), cfg.frames)
+        return attention_view.look(store, lm, clip, cfg.frames, choice, text)
+
+    rationale.change(attention_view.choices, rationale, looked.look_from, api_visibility="private")
+    looked.button.click(look, [*model_inputs, video_dd, looked.look_from, rationale], [looked.share, looked.gallery],
+                        api_name="attention_rationale")
     try_btn.click(try_some, [*model_inputs, version, try_n], job_msg, api_name="try_rationales")
     all_btn.click(generate_all, [*model_inputs, version], job_msg, api_name="generate_rationales")
     regen_btn.click(regenerate, [*model_inputs, version, video_dd], job_msg, api_name="regenerate_rationale")
