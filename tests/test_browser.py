@@ -129,6 +129,13 @@ def test_click_through_every_tab_and_train(app_url, tmp_path):
         assert len(store.rationales(model="import:annotator notes")) == 2
         shot("2b-imported-rationales")
 
+        # where the model looked: each frame under the attention of the class it names
+        page.get_by_text("Where the model looked").first.click()
+        page.locator("#rationales-look").click()
+        page.locator("#rationales-look-share").get_by_text("of its attention went to the video").wait_for(timeout=60_000)
+        assert page.locator("#rationales-look-gallery img").count() >= 4
+        shot("2c-where-it-looked")
+
         # Train: a short experiment; the live confusion matrix appears at the first evaluation
         tab("Train")
         # the budget preview follows the settings: a bigger batch is a bigger estimate, before any run
