@@ -199,3 +199,14 @@ def test_a_short_qwen_build_trains_every_stage_and_its_parts_assemble(tmp_path):
     a = models.score_options(built, "Describe what happens in this video.", video, frames, options)
     b = models.score_options(shipped, "Describe what happens in this video.", video, frames, options)
     assert np.allclose(a, b, atol=0.5), (a, b)
+
+
+def test_each_family_builds_with_its_own_recipe_unless_told_otherwise():
+    from rbft.toyworld.build import BuildConfig, family_config
+    qwen = family_config("qwen2_5_vl")
+    assert (qwen.sight_steps, qwen.sight_batch_size, qwen.sight_learning_rate, qwen.motion_weight,
+            qwen.train_vision) == (4500, 16, 3e-3, 0.1, False)
+    assert family_config("qwen2_5_vl", sight_steps=3).sight_steps == 3
+    assert family_config("smolvlm") == BuildConfig()
+    with pytest.raises(ValueError, match="unknown toy-world family"):
+        family_config("llava")

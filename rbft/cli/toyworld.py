@@ -14,9 +14,9 @@ def cmd_toysample(args):
 
 
 def cmd_toyworld(args):
-    from ..toyworld.build import BuildConfig, build
+    from ..toyworld.build import BuildConfig, build, family_config
     values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("build.") and v is not None}
-    cfg = BuildConfig(**values)
+    cfg = family_config(values.pop("family", BuildConfig.family), **values)
     adapter = build(args.work, cfg, on_event=_sink(args))
     print(f"toy-world VLM trained: connector and LoRA in {adapter}, vision tower in {args.work}/sight, "
           f"base in {args.work}/base")

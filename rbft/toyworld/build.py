@@ -23,9 +23,10 @@ DESCRIBE = "Describe what happens in this video, in the order it happens."
 class BuildConfig:
     # the defaults are the shipped build's settings (assets/toyworld/manifest.json), except the caption
     # stage's motion read-out and trained tower (motion_weight, train_vision), which it did not have
-    family: str = field(default="smolvlm", metadata={"help": "the architecture around SmolLM2: smolvlm (the "
-                        "shipped build's) or qwen2_5_vl (the paper's family; its tower sees pairs of frames)",
-                        "choices": FAMILIES})
+    family: str = field(default="smolvlm", metadata={"help": "the architecture around SmolLM2: smolvlm (builds "
+                        "1-6) or qwen2_5_vl (the paper's family; its tower sees pairs of frames; its own recipe, "
+                        "unless given: sight steps 4500, sight batch 16, sight lr 3e-3, motion weight 0.1, tower "
+                        "frozen)", "choices": FAMILIES})
     clips: int = field(default=1200, metadata={"help": "toy-world clips rendered for caption training (60/20/20 split)"})
     sight_steps: int = field(default=1500, metadata={"help": "optimizer steps of the vision tower's pretraining"})
     sight_batch_size: int = field(default=4, metadata={"help": "clips per pretraining step (each gives num_frames images)"})
@@ -49,6 +50,20 @@ class BuildConfig:
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
     dtype: str = field(default="auto", metadata={"help": "compute type of the caption stage and the evaluation: "
                                                  "auto (rbft.dtypes: the faster one here), float32 or bfloat16"})
+
+
+# A family's own recipe where it differs from the defaults above: the Qwen tower's pretraining (issue
+# 33: 16 clips of one pair a step, 4,500 steps at 3e-3) and build 6's caption stage (read-out weight
+# 0.1, the tower frozen), with which build 7 was made.
+FAMILY_RECIPES = {"smolvlm": {},
+                  "qwen2_5_vl": dict(sight_steps=4500, sight_batch_size=16, sight_learning_rate=3e-3,
+                                     motion_weight=0.1, train_vision=False)}
+
+
+def family_config(family: str = "smolvlm", **given) -> BuildConfig:
+    """A family's build settings: its recipe, then whatever is given."""
+    layout(family)   # a clear error for an unknown family
+    return BuildConfig(family=family, **{**FAMILY_RECIPES[family], **given})
 
 
 # Clip seeds, offset by seed * 1e6. Caption-stage clips are 0 .. clips - 1; the vision tower trains on
@@ -263,11 +278,18 @@ def _word_targets(lm, clip, shares) -> torch.Tensor:
     return target
 
 
+# GELU is close to the identity above about 3 and cuts what is below 0. The merger's first linear
+# starts as the identity lifted by this much, so the features pass its GELU whole (build 7 started it
+# unlifted, which cut the half of every feature below zero, and its captions lost the things' colours).
+MERGER_LIFT = 4.0
+
+
 @torch.no_grad()
 def merger_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     """connector_from_words for Qwen's merger (norm, linear, GELU, linear over a 4 x 4 block of
-    patches): its first linear starts as the identity, and its last is the ridge regression from the
-    block's features after the GELU to the words of what the block shows over its pair of frames."""
+    patches): its first linear starts as the identity plus MERGER_LIFT, and its last is the ridge
+    regression (with an intercept) from the block's features after the GELU to the words of what the
+    block shows over its pair of frames."""
     from ..frames import uniform_indices
     from . import sight_qwen, world
     from .motion import token_shares
@@ -276,7 +298,7 @@ def merger_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
     merger = tower.merger
     first, last = merger.mlp[0], merger.mlp[2]
     first.weight.copy_(torch.eye(first.weight.shape[0], dtype=first.weight.dtype))
-    first.bias.zero_()
+    first.bias.fill_(MERGER_LIFT)
     xs, ys = [], []
     for i in range(clips):
         clip = world.render(cfg.seed * 1_000_000 + WORD_SEEDS + i, labels=True)
@@ -287,8 +309,10 @@ def merger_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
         shares = token_shares(clip.labels[ids], lay.side, len(clip.things))      # (T, 16, things)
         shares = shares.reshape(len(ids) // 2, 2, lay.side ** 2, -1).mean(1).reshape(-1, len(clip.things))
         ys.append(_word_targets(lm, clip, shares))
-    last.weight.copy_(_ridge(torch.cat(xs), torch.cat(ys)).to(last.weight.dtype))
-    last.bias.zero_()
+    x = torch.cat(xs)
+    weight = _ridge(torch.cat([x, torch.ones(len(x), 1)], 1), torch.cat(ys))
+    last.weight.copy_(weight[:, :-1].to(last.weight.dtype))
+    last.bias.copy_(weight[:, -1].to(last.bias.dtype))
 
 
 def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_event: EventSink = ignore) -> None:
