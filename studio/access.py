@@ -57,10 +57,6 @@ class Access:
     editors: tuple[str, ...] = ()   # Hugging Face user and organisation names, lower case
     password: str = ""
 
-    @property
-    def public_and_open(self) -> bool:
-        return self.mode == "open"
-
     def can_edit(self, request: gr.Request | None, profile: gr.OAuthProfile | None) -> bool:
         if self.mode in ("local", "open"):
             return True
