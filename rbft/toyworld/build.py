@@ -279,8 +279,9 @@ def _word_targets(lm, clip, shares) -> torch.Tensor:
 
 
 # GELU is close to the identity above about 3 and cuts what is below 0. The merger's first linear
-# starts as the identity lifted by this much, so the features pass its GELU whole (build 7 started it
-# unlifted, which cut the half of every feature below zero, and its captions lost the things' colours).
+# starts as the identity lifted by this much, so the features pass its GELU whole. Build 7 started it
+# unlifted (cutting the half of every feature below zero), build 8 lifted: both lost the things' colours
+# between the tower and the language model, so that loss has another cause (docs/toyworld.md).
 MERGER_LIFT = 4.0
 
 
