@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..testing import QWEN_CHAT_TEMPLATE
 from . import weights
 from .base import load_smollm2
 
@@ -29,18 +30,12 @@ MROPE_SECTION = [8, 12, 12]   # SmolLM2's head dim 64: a half of 32 rotary pairs
 MEAN = STD = [0.5, 0.5, 0.5]  # the pixels the tower is pretrained on (rbft.toyworld.sight.pixels)
 
 # SmolLM2's chat template, unchanged for text turns (with its default system line), plus Qwen's
-# vision markers for image and video parts.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
-    "{% endif %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for c in message['content'] %}"
-    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif c['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+# vision markers for image and video parts: the tiny Qwen models' ChatML template with that line added.
+SMOLLM2_SYSTEM = ("{% if loop.first and messages[0]['role'] != 'system' %}"
+                  "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+                  "<|im_end|>\\n' }}{% endif %}")
+CHAT_TEMPLATE = QWEN_CHAT_TEMPLATE.replace("{% for message in messages %}",
+                                           "{% for message in messages %}" + SMOLLM2_SYSTEM, 1)
 
 
 def tokens_per_pair() -> int:
