@@ -40,6 +40,27 @@ class GenerationConfig:
 
 
 @dataclass
+class EngineConfig:
+    engine: str = field(default="in-process", metadata={
+        "help": "where rationales and descriptions are generated: 'in-process' (the loaded model, in "
+                "batches) or 'server' (an OpenAI-compatible inference server: vLLM, SGLang, transformers serve)",
+        "choices": ("in-process", "server")})
+    base_url: str = _help("the server's API address, e.g. http://127.0.0.1:8000/v1", "")
+    server_model: str = _help("the model name on the server (empty: the first it lists)", "")
+    server_kind: str = field(default="auto", metadata={
+        "help": "the server's own sampling fields: 'auto' (from what it lists), 'vllm', 'sglang', "
+                "'transformers' or 'openai'", "choices": ("auto", "vllm", "sglang", "transformers", "openai")})
+    api_key_env: str = _help("the environment variable that holds the server's API key (never stored)",
+                             "RBFT_SERVER_API_KEY")
+    in_flight: int = _help("requests the server works on at once", 8)
+    retries: int = _help("retries of a failed request, with backoff, before the clip is reported failed", 3)
+    timeout_s: float = _help("seconds to wait for one answer", 600.0)
+    frames_as: str = field(default="images", metadata={
+        "help": "how a clip's sampled frames are sent: 'images' (lossless PNGs, every server) or "
+                "'video_url' (a short mp4; vLLM, SGLang)", "choices": ("images", "video_url")})
+
+
+@dataclass
 class TrainConfig:
     max_steps: int = _help("optimizer steps of this stage", 60)
     batch_size: int = _help("videos per device per optimizer step (with grad_accum: the effective batch)", 2)
@@ -71,6 +92,7 @@ class ExperimentConfig:
     frames: FrameConfig = _help("frame sampling", default_factory=FrameConfig)
     model: ModelConfig = _help("the base model", default_factory=ModelConfig)
     generation: GenerationConfig = _help("Stage I rationale generation", default_factory=GenerationConfig)
+    engine: EngineConfig = _help("where generation runs", default_factory=EngineConfig)
     stage1: TrainConfig = _help("Stage I: video -> rationale", default_factory=TrainConfig)
     stage2: TrainConfig = _help("Stage II and direct SFT: video -> label", default_factory=TrainConfig)
     arms: list = _help("which arms to run", default_factory=lambda: ["zero_shot", "sft", "rbft"])
@@ -88,7 +110,8 @@ class ExperimentConfig:
 
 # ExperimentConfig's groups and the prefix of their command-line flags (--stage1-max-steps): data that
 # the CLI builds its flags from and the budget preview writes its command line with
-FLAG_PREFIXES = {"frames": "", "model": "", "generation": "gen-", "stage1": "stage1-", "stage2": "stage2-"}
+FLAG_PREFIXES = {"frames": "", "model": "", "generation": "gen-", "engine": "", "stage1": "stage1-",
+                 "stage2": "stage2-"}
 
 
 def to_dict(cfg) -> dict:

@@ -1,7 +1,8 @@
 """Stage I generation: a rationale for every training video, the true label given as a hint.
 
-Resumable: each rationale is stored as soon as its batch is done, and videos that
-already have one for this (prompt version, model) are skipped.
+Resumable: each rationale is stored as soon as it is written (in process: its batch; on a server:
+its request), and videos that already have one for this (prompt version, model) are skipped. A clip
+the server fails on is reported with the reason and left for the next run.
 """
 from __future__ import annotations
 
@@ -29,34 +30,49 @@ def check_context(lm: models.LoadedModel, store: Store, video: dict, prompt_text
     return used
 
 
-def generate_rationales(store: Store, lm: models.LoadedModel, frames: FrameConfig,
+def generate_rationales(store: Store, lm, frames: FrameConfig,
                         gen: GenerationConfig, prompt_id: int | None = None,
                         video_ids: list[str] | None = None, split: str | None = "train",
                         overwrite: bool = False, on_event: EventSink = ignore) -> dict:
-    """Write rationales to the store; returns {prompt_id, generated, skipped, seconds}."""
+    """Write rationales to the store with `lm`, a loaded model or an engine (rbft.engine); returns
+    {prompt_id, generated, skipped, failed: {video id: reason}, seconds}."""
+    from .engine import InProcess
+    engine = InProcess(lm) if isinstance(lm, models.LoadedModel) else lm
     prompt = project.prompt(store, "rationale", prompt_id)
     videos = store.videos(split=split) if video_ids is None else [store.video(v) for v in video_ids]
-    done = {r["video_id"] for r in store.rationales(prompt["id"], lm.name)}
+    done = {r["video_id"] for r in store.rationales(prompt["id"], engine.name)}
     todo = [v for v in videos if overwrite or v["id"] not in done]
     skipped = len(videos) - len(todo)
     if skipped:
         on_event(Event("log", "generate", message=f"{skipped} videos already have a rationale "
                                                   f"from prompt v{prompt['version']}; skipped"))
-    settings = {"generation": asdict(gen), "frames": asdict(frames), **models.model_info(lm),
+    settings = {"generation": asdict(gen), "frames": asdict(frames), **engine.info(),
                 "prompt_version": prompt["version"]}
     texts = {v["id"]: project.render(store, "rationale", prompt["template"], label=v["label"])
              for v in todo}
-    if todo:
+    if todo and isinstance(engine, InProcess):   # a server says so itself, per clip
         longest = max(todo, key=lambda v: len(texts[v["id"]]))
-        check_context(lm, store, longest, texts[longest["id"]], frames, gen.max_new_tokens)
+        check_context(engine.lm, store, longest, texts[longest["id"]], frames, gen.max_new_tokens)
     start = time.time()
     progress = Progress(on_event, "generate", len(todo))
-    for i in range(0, len(todo), gen.batch_size):
-        batch = todo[i:i + gen.batch_size]
-        clips = [project.clip(store, v, frames) for v in batch]
-        outputs = models.generate(lm, [texts[v["id"]] for v in batch], clips, frames, gen)
-        for video, text in zip(batch, outputs):
-            store.save_rationale(video["id"], prompt["id"], lm.name, text, settings)
-        progress.advance(len(batch), message=f"{progress.done + len(batch)}/{len(todo)} rationales")
-    return {"prompt_id": prompt["id"], "generated": len(todo), "skipped": skipped,
-            "seconds": time.time() - start}
+    failed: dict[str, str] = {}
+
+    def finished(i: int, text: str | None, reason: str | None) -> None:
+        video = todo[i]
+        if reason is None:
+            store.save_rationale(video["id"], prompt["id"], engine.name, text, settings)
+        else:
+            failed[video["id"]] = reason
+            on_event(Event("log", "generate", message=f"{video['id']}: no rationale: {reason}"))
+        progress.advance(message=f"{progress.done + 1}/{len(todo)} rationales"
+                                 + (f", {len(failed)} failed" if failed else ""))
+
+    requests = [(texts[v["id"]], lambda v=v: project.clip(store, v, frames)) for v in todo]
+    if todo:
+        on_event(Event("log", "generate", message=f"{len(todo)} rationales {engine.where}"))
+    engine.run(requests, frames, gen, finished)
+    if failed:
+        on_event(Event("log", "generate", message=f"{len(failed)} of {len(todo)} clips got no rationale; "
+                                                  "run again to ask for exactly those"))
+    return {"prompt_id": prompt["id"], "generated": len(todo) - len(failed), "skipped": skipped,
+            "failed": failed, "seconds": time.time() - start}

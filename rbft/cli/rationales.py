@@ -10,14 +10,21 @@ from .common import _sink, _store, add_dtype_arg, add_experiment_args, build_con
 
 def cmd_generate(args):
     from .. import models
+    from ..engine import EngineError, engine_for
     from ..rationales import generate_rationales
     cfg = build_config(args)
     store = _store(args)
-    lm = models.load(cfg.model)
-    result = generate_rationales(store, lm, cfg.frames, cfg.generation, prompt_id=args.prompt_id,
+    try:
+        engine = engine_for(cfg.engine, lambda: models.load(cfg.model))
+    except EngineError as e:
+        sys.exit(str(e))
+    result = generate_rationales(store, engine, cfg.frames, cfg.generation, prompt_id=args.prompt_id,
                                  split=args.split, overwrite=args.overwrite, on_event=_sink(args))
     print(f"generated {result['generated']} rationales ({result['skipped']} already done) in "
           f"{result['seconds']:.1f} s with prompt id {result['prompt_id']}")
+    if result["failed"]:
+        sys.exit(f"{len(result['failed'])} clips got no rationale (the reasons are above); run the same "
+                 "command again to ask for exactly those")
 
 
 def cmd_stats(args):
@@ -67,7 +74,7 @@ def cmd_rationales(args):
 def add_commands(command) -> None:
     c = command("generate", cmd_generate, "Stage I: generate rationales for the training videos "
                 "(resumable: done videos are skipped)")
-    add_experiment_args(c, ("frames", "model", "generation"))
+    add_experiment_args(c, ("frames", "model", "generation", "engine"))
     c.add_argument("--prompt-id", type=int, help="prompt version id (default: the newest)")
     c.add_argument("--split", default="train", help="which split to write rationales for")
     c.add_argument("--overwrite", action="store_true", help="regenerate videos that have one")

@@ -58,16 +58,20 @@ def _try_videos(store: Store, n: int, split: str) -> list[str]:
 
 def _do_generate(store: Store, params: dict, emit: EventSink) -> dict:
     from .. import models
+    from ..engine import engine_for
     from ..rationales import generate_rationales
     from .experiment import check_generation_memory
     cfg = _config(params)
-    check_generation_memory(cfg)
     video_ids = params.get("video_ids")
     if params.get("limit"):
         video_ids = _try_videos(store, int(params["limit"]), params.get("split", "train"))
-    emit(Event("log", "generate", message=f"loading {cfg.model.model}"))
-    lm = models.load(cfg.model)
-    return generate_rationales(store, lm, cfg.frames, cfg.generation, prompt_id=params.get("prompt_id"),
+
+    def load():
+        check_generation_memory(cfg)
+        emit(Event("log", "generate", message=f"loading {cfg.model.model}"))
+        return models.load(cfg.model)
+    engine = engine_for(cfg.engine, load)
+    return generate_rationales(store, engine, cfg.frames, cfg.generation, prompt_id=params.get("prompt_id"),
                                video_ids=video_ids, split=params.get("split", "train"),
                                overwrite=bool(params.get("overwrite")), on_event=emit)
 

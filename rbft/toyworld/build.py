@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..events import Event, EventSink, Progress, ignore
-from .base import SCALE_FACTOR, VISION
+from .base import VISION
 from .family import FAMILIES, find_module, layout, layout_of
 
 # ---- the build: teach the vision tower and connector (and LoRA on the language model) the toy world
@@ -26,7 +26,7 @@ class BuildConfig:
     family: str = field(default="smolvlm", metadata={"help": "the architecture around SmolLM2: smolvlm (builds "
                         "1-6) or qwen2_5_vl (the paper's family; its tower sees pairs of frames; its own recipe, "
                         "unless given: sight steps 4500, sight batch 16, sight lr 3e-3, motion weight 0.1, tower "
-                        "frozen)", "choices": FAMILIES})
+                        "and merger frozen)", "choices": FAMILIES})
     clips: int = field(default=1200, metadata={"help": "toy-world clips rendered for caption training (60/20/20 split)"})
     sight_steps: int = field(default=1500, metadata={"help": "optimizer steps of the vision tower's pretraining"})
     sight_batch_size: int = field(default=4, metadata={"help": "clips per pretraining step (each gives num_frames images)"})
@@ -46,6 +46,9 @@ class BuildConfig:
                                   "(motion.event_pos_weight; off: the plain mean of builds 1-4)"})
     train_vision: bool = field(default=True, metadata={"help": "the caption stage also trains the vision tower "
                                                         "(it stays frozen with motion_weight 0)"})
+    train_connector: bool = field(default=True, metadata={"help": "the caption stage also trains the connector "
+                                                            "from its word start (off: it keeps the word start, and "
+                                                            "only LoRA learns to read it)"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
     dtype: str = field(default="auto", metadata={"help": "compute type of the caption stage and the evaluation: "
@@ -53,11 +56,11 @@ class BuildConfig:
 
 
 # A family's own recipe where it differs from the defaults above: the Qwen tower's pretraining (issue
-# 33: 16 clips of one pair a step, 4,500 steps at 3e-3) and build 6's caption stage (read-out weight
-# 0.1, the tower frozen), with which build 7 was made.
+# 33: 16 clips of one pair a step, 4,500 steps at 3e-3), build 6's caption stage (read-out weight
+# 0.1, the tower frozen), and since build 9 the merger kept at its word start (rbft.toyworld.word_start).
 FAMILY_RECIPES = {"smolvlm": {},
                   "qwen2_5_vl": dict(sight_steps=4500, sight_batch_size=16, sight_learning_rate=3e-3,
-                                     motion_weight=0.1, train_vision=False)}
+                                     motion_weight=0.1, train_vision=False, train_connector=False)}
 
 
 def family_config(family: str = "smolvlm", **given) -> BuildConfig:
@@ -68,10 +71,9 @@ def family_config(family: str = "smolvlm", **given) -> BuildConfig:
 
 # Clip seeds, offset by seed * 1e6. Caption-stage clips are 0 .. clips - 1; the vision tower trains on
 # SIGHT_SEEDS + i; SIGHT_EVAL_SEEDS are its 40 held-out clips, measured before the connector's word
-# regression fits on WORD_SEEDS (the same range: that fit never touches the tower it was measured on).
+# regression fits on the same range (rbft.toyworld.word_start: that fit never touches the tower it was measured on).
 SIGHT_SEEDS = 500_000
 SIGHT_EVAL_SEEDS = 900_000
-WORD_SEEDS = 900_000
 VISION_FILE = "vision.safetensors"
 
 
@@ -166,6 +168,18 @@ def load_vision(lm, weights: Path) -> None:
                          f"unexpected {unexpected[:3]}")
 
 
+CONNECTOR_FILE = "connector.safetensors"   # in align/: the connector as the caption stage starts it
+
+
+def load_connector(lm, weights: Path) -> None:
+    """Put the connector's start (word start, or alignment steps) into a loaded model: a caption stage
+    that trained the connector brings its own in the adapter, one that kept it needs this."""
+    from safetensors.torch import load_file
+    connector = find_module(lm, layout(lm.family.name).connector)
+    dtype = next(connector.parameters()).dtype
+    connector.load_state_dict({k: v.to(dtype) for k, v in load_file(str(weights)).items()})
+
+
 def _world_project(work: Path, cfg: BuildConfig, on_event: EventSink):
     """A project of rendered clips (label 'clip'); each file's stem is the seed that renders it."""
     from ..data import ingest
@@ -232,108 +246,25 @@ def caption_for(video: dict) -> str:
     return world.caption(world.render(seed), seed)
 
 
-def _word_vector(lm, words: str) -> torch.Tensor:
-    ids = lm.tokenizer.encode(" " + words, add_special_tokens=False)
-    return find_module(lm, "embed_tokens").weight[ids].float().sum(0)   # the rows only: the whole table is 28 M
-
-
-@torch.no_grad()
-def connector_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
-    """Start the connector where the language model can read it: each image token (a 2x2 group of
-    patches) is mapped, by ridge regression on rendered clips, to the sum of the word embeddings of
-    what it shows ("small", "red", "circle"; nothing for the background). The language model then
-    sees words in the image and only has to learn to copy and order them."""
-    if lm.family.name == "qwen2_5_vl":
-        return merger_from_words(lm, cfg, clips)
-    from ..frames import uniform_indices
-    from . import sight, world
-    from .motion import token_shares
-    tower, connector = find_module(lm, "vision_model"), find_module(lm, "connector")
-    side = VISION["image_size"] // VISION["patch_size"] // SCALE_FACTOR   # tokens per frame side
-    xs, ys = [], []
-    for i in range(clips):
-        clip = world.render(cfg.seed * 1_000_000 + WORD_SEEDS + i, labels=True)
-        ids = uniform_indices(len(clip.frames), cfg.num_frames)
-        feats = tower(pixel_values=sight.pixels(clip.frames[ids]).to(lm.model.dtype)).last_hidden_state
-        xs.append(connector.pixel_shuffle(feats, SCALE_FACTOR).float().flatten(0, 1))
-        shares = token_shares(clip.labels[ids], side, len(clip.things)).reshape(len(ids) * side * side, -1)
-        ys.append(_word_targets(lm, clip, shares))
-    proj = connector.modality_projection.proj
-    proj.weight.copy_(_ridge(torch.cat(xs), torch.cat(ys)).to(proj.weight.dtype))
-
-
-def _ridge(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The (out, in) weight that maps rows of x closest to rows of y, ridge-regularised."""
-    gram = x.T @ x + 1e-2 * len(x) * torch.eye(x.shape[1])
-    return torch.linalg.solve(gram, x.T @ y).T
-
-
-def _word_targets(lm, clip, shares) -> torch.Tensor:
-    """Per image token: the sum of the word embeddings of the things it shows (a quarter covered or more)."""
-    words = [_word_vector(lm, f"{t['size']} {t['color']} {t['shape']}") for t in clip.things]
-    target = torch.zeros(len(shares), words[0].shape[0])
-    for k, vector in enumerate(words):
-        share = torch.from_numpy(shares[:, k]).float()
-        target += share[:, None].clamp(max=0.25) * 4 * vector
-    return target
-
-
-# GELU is close to the identity above about 3 and cuts what is below 0. The merger's first linear
-# starts as the identity lifted by this much, so the features pass its GELU whole. Build 7 started it
-# unlifted (cutting the half of every feature below zero), build 8 lifted: both lost the things' colours
-# between the tower and the language model, so that loss has another cause (docs/toyworld.md).
-MERGER_LIFT = 4.0
-
-
-@torch.no_grad()
-def merger_from_words(lm, cfg: BuildConfig, clips: int = 150) -> None:
-    """connector_from_words for Qwen's merger (norm, linear, GELU, linear over a 4 x 4 block of
-    patches): its first linear starts as the identity plus MERGER_LIFT, and its last is the ridge
-    regression (with an intercept) from the block's features after the GELU to the words of what the
-    block shows over its pair of frames."""
-    from ..frames import uniform_indices
-    from . import sight_qwen, world
-    from .motion import token_shares
-    lay = layout("qwen2_5_vl")
-    tower = find_module(lm, lay.tower)
-    merger = tower.merger
-    first, last = merger.mlp[0], merger.mlp[2]
-    first.weight.copy_(torch.eye(first.weight.shape[0], dtype=first.weight.dtype))
-    first.bias.fill_(MERGER_LIFT)
-    xs, ys = [], []
-    for i in range(clips):
-        clip = world.render(cfg.seed * 1_000_000 + WORD_SEEDS + i, labels=True)
-        ids = uniform_indices(len(clip.frames), cfg.num_frames)
-        pixel_values, grid = sight_qwen.patchify(clip.frames[ids])
-        h = tower(pixel_values.to(lm.model.dtype), grid_thw=grid).last_hidden_state
-        xs.append(merger.mlp[1](first(merger.ln_q(h).view(-1, merger.hidden_size))).float())
-        shares = token_shares(clip.labels[ids], lay.side, len(clip.things))      # (T, 16, things)
-        shares = shares.reshape(len(ids) // 2, 2, lay.side ** 2, -1).mean(1).reshape(-1, len(clip.things))
-        ys.append(_word_targets(lm, clip, shares))
-    x = torch.cat(xs)
-    weight = _ridge(torch.cat([x, torch.ones(len(x), 1)], 1), torch.cat(ys))
-    last.weight.copy_(weight[:, :-1].to(last.weight.dtype))
-    last.bias.copy_(weight[:, -1].to(last.bias.dtype))
-
-
 def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_event: EventSink = ignore) -> None:
     """Stage 1 of the caption training, as LLaVA does it: only the connector learns (language model
     frozen, no LoRA), so lowering the caption loss has to go through the image tokens; with LoRA
     from the start the language model learns the captions' common wording first and ignores them.
     The connector starts from `connector_from_words`. Leaves the aligned connector in `lm`."""
     import transformers as tf
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from ..config import FrameConfig, TrainConfig
     from ..train import EventCallback, VideoCollator, VideoTextDataset, last_complete_checkpoint, training_arguments
     out = work / "align"
-    saved = out / "connector.safetensors"
+    saved = out / CONNECTOR_FILE
     lay = layout(lm.family.name)
     connector = find_module(lm, lay.connector)
     if saved.exists():
-        connector.load_state_dict({k: v.to(lm.model.dtype) for k, v in load_file(str(saved)).items()})
+        load_connector(lm, saved)
         return
-    connector_from_words(lm, cfg)
+    from .word_start import connector_from_words
+    connector_from_words(lm, cfg.seed, cfg.num_frames)
     if cfg.align_steps <= 0:
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in connector.state_dict().items()}, str(saved))
@@ -386,7 +317,8 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
     with_motion = cfg.motion_weight > 0
     train = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                         lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, eval_every=0, save_every=cfg.save_every,
-                        seed=cfg.seed, train_modules=lay.trained_modules(with_motion and cfg.train_vision))
+                        seed=cfg.seed, train_modules=lay.trained_modules(with_motion and cfg.train_vision,
+                                                                         cfg.train_connector))
     frames = FrameConfig(cfg.num_frames, lay.image_size)
     if with_motion:
         from .motion_stage import motion_stage
@@ -412,6 +344,8 @@ def load_build(work: str | Path, trained: bool = True, dtype: str = "auto"):
     lm = models.load(ModelConfig(model=str(work / "base"), quantization="none", dtype=dtype))
     if trained:
         load_vision(lm, work / "sight" / VISION_FILE)
+        if (work / "align" / CONNECTOR_FILE).exists():   # a connector the caption stage trained is in the adapter
+            load_connector(lm, work / "align" / CONNECTOR_FILE)
         # merged, as the shipped assembly is: LoRA's per-token float32 casts slow CPU decoding
         lm.model = PeftModel.from_pretrained(lm.model, str(work / "run" / "adapter")).merge_and_unload()
         lm.model.eval()

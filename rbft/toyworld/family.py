@@ -28,10 +28,10 @@ class Layout:
         """The frames the model sees -> the frame each row of image tokens is read against."""
         return list(indices)[::self.frames_per_token]
 
-    def trained_modules(self, with_tower: bool) -> list[str]:
-        if self.family == "qwen2_5_vl":
-            return [self.tower] if with_tower else [self.connector]
-        return [self.connector] + ([self.tower] if with_tower else [])
+    def trained_modules(self, with_tower: bool, with_connector: bool = True) -> list[str]:
+        if self.family == "qwen2_5_vl":   # the merger lies inside the tower
+            return [self.tower] if with_tower else [self.connector] if with_connector else []
+        return ([self.connector] if with_connector else []) + ([self.tower] if with_tower else [])
 
     def assemble(self, out_dir: Path, seed: int = 0) -> Path:
         if self.family == "qwen2_5_vl":

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import weights
-from .build import VISION_FILE
+from .build import CONNECTOR_FILE, VISION_FILE
 from .family import layout, layout_of
 
 WHAT = {"smolvlm": "SmolVLM architecture", "qwen2_5_vl": "Qwen2.5-VL architecture (the paper's family)"}
@@ -43,6 +43,10 @@ def package(work: str | Path, dest: str | Path = SHIPPED) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     family = layout_of(work / "base").family
     shutil.copy(work / "sight" / VISION_FILE, dest / VISION_FILE)
+    (dest / CONNECTOR_FILE).unlink(missing_ok=True)
+    if (work / "align" / CONNECTOR_FILE).exists():   # the connector's start; a trained one is in the adapter
+        save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(work / "align" / CONNECTOR_FILE)).items()},
+                  str(dest / CONNECTOR_FILE))
     base = load_file(str(work / "base" / "model.safetensors"))
     embed = next(v for k, v in base.items() if k.endswith("embed_tokens.weight"))
     save_file({"embed_tokens": embed[-len(specials(family)):].contiguous()}, str(dest / ADDED_FILE))
@@ -106,6 +110,9 @@ def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Pa
             embed[-added:] = load_file(str(parts / ADDED_FILE))["embed_tokens"].to(embed.dtype)
         getattr(model.model, lay.tower).load_state_dict(   # strict=False: Qwen's merger comes with the adapter
             {k: v.to(torch.bfloat16) for k, v in load_file(str(parts / VISION_FILE)).items()}, strict=False)
+        if (parts / CONNECTOR_FILE).exists():
+            connector = next(m for n, m in model.named_modules() if n.endswith(lay.connector))
+            connector.load_state_dict({k: v.to(torch.bfloat16) for k, v in load_file(str(parts / CONNECTOR_FILE)).items()})
         model = PeftModel.from_pretrained(model, str(parts / "adapter")).merge_and_unload()
         final = Path(tmp) / "model"
         model.save_pretrained(final)

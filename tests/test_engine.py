@@ -1,0 +1,147 @@
+"""Stage I through a real inference server: `transformers serve` on 127.0.0.1 with the toy-world VLM,
+against the same model in this process; a server killed mid-job, and the job resumed."""
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from rbft import data, models, project
+from rbft.config import EngineConfig, FrameConfig, GenerationConfig, ModelConfig
+from rbft.engine import EngineError, Server, messages, start_transformers_serve, wait_until_ready
+from rbft.rationales import generate_rationales
+from rbft.toyworld import shipped
+
+pytestmark = pytest.mark.skipif(not shipped.available(), reason="the toy-world VLM cannot be assembled here")
+FRAMES = FrameConfig(num_frames=4, max_side=64)
+GEN = GenerationConfig(max_new_tokens=16)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def toyworld():
+    return models.load(ModelConfig(model="toyworld", quantization="none"))
+
+
+def serve(lm, tmp_path, port=None):
+    """A server for the toy-world VLM in the loaded model's compute type; returns (process, url)."""
+    port = port or free_port()
+    proc = start_transformers_serve(models.resolve("toyworld"), port, "--dtype", str(lm.dtype).removeprefix("torch."),
+                                    log=tmp_path / "serve.log")
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_until_ready(url, proc)
+    except EngineError:
+        proc.kill()
+        raise
+    return proc, url
+
+
+@pytest.fixture
+def toy_project(tmp_path, dataset):
+    store = project.open_project(tmp_path / "project")
+    data.ingest(store, dataset, seed=0)
+    project.configure(store, domain="shapes moving on a screen")
+    return store
+
+
+@torch.no_grad()
+def in_process_answer(lm, request: list[dict], gen: GenerationConfig) -> str:
+    """The server's request run here by hand: the same messages, frames as images, greedy."""
+    import base64
+    import io
+
+    from PIL import Image
+    parts = []
+    for part in request[0]["content"]:
+        if part["type"] == "image_url":
+            raw = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+            parts.append({"type": "image", "image": Image.open(io.BytesIO(raw)).convert("RGB")})
+        else:
+            parts.append({"type": "text", "text": part["text"]})
+    inputs = lm.processor.apply_chat_template([{"role": "user", "content": parts}], add_generation_prompt=True,
+                                              tokenize=True, return_dict=True, return_tensors="pt")
+    inputs = {k: v.to(lm.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+    out = lm.model.generate(**inputs, max_new_tokens=gen.max_new_tokens, do_sample=False,
+                            repetition_penalty=gen.repetition_penalty)
+    return lm.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def test_server_rationales_are_what_the_same_request_gives_in_process(toyworld, toy_project, tmp_path):
+    proc, url = serve(toyworld, tmp_path)
+    try:
+        engine = Server(EngineConfig(engine="server", base_url=url, in_flight=4))
+        assert engine.kind == "transformers" and engine.name == str(models.resolve("toyworld"))
+        result = generate_rationales(toy_project, engine, FRAMES, GEN)
+    finally:
+        proc.kill()
+    train = toy_project.videos(split="train")
+    assert result["generated"] == len(train) and not result["failed"]
+    rows = {r["video_id"]: r for r in toy_project.rationales(model=engine.name)}
+    assert set(rows) == {v["id"] for v in train}
+    settings = [json.loads(r["settings"]) for r in rows.values()]
+    assert all(s["engine"] == "server" and s["server"] == url and s["model"] == engine.name for s in settings)
+    prompt = project.prompt(toy_project, "rationale")
+    for video in train[:3]:
+        text = project.render(toy_project, "rationale", prompt["template"], label=video["label"])
+        request = messages(text, project.clip(toy_project, video, FRAMES))
+        assert rows[video["id"]]["text"] == in_process_answer(toyworld, request, GEN)
+
+
+def test_a_killed_server_keeps_what_it_finished_and_resume_asks_for_the_rest(toyworld, toy_project, tmp_path):
+    port = free_port()
+    proc, url = serve(toyworld, tmp_path, port)
+    cfg = EngineConfig(engine="server", base_url=url, in_flight=1, retries=1, timeout_s=60)
+    engine = Server(cfg)
+    train = toy_project.videos(split="train")
+
+    def kill_after_two(event):
+        if event.kind == "progress" and event.stage == "generate" and event.done == 2:
+            proc.kill()
+            proc.wait()
+    try:
+        first = generate_rationales(toy_project, engine, FRAMES, GEN, on_event=kill_after_two)
+    finally:
+        proc.kill()
+    assert first["generated"] == 2 and len(first["failed"]) == len(train) - 2
+    assert all("cannot reach the server" in reason for reason in first["failed"].values())
+    kept = {r["video_id"]: r["text"] for r in toy_project.rationales(model=engine.name)}
+    assert len(kept) == 2 and not set(kept) & set(first["failed"])
+
+    proc, url = serve(toyworld, tmp_path, port)
+    try:
+        second = generate_rationales(toy_project, Server(cfg), FRAMES, GEN)
+    finally:
+        proc.kill()
+    assert second["skipped"] == 2 and second["generated"] == len(train) - 2 and not second["failed"]
+    after = {r["video_id"]: r["text"] for r in toy_project.rationales(model=engine.name)}
+    assert set(after) == {v["id"] for v in train}
+    assert all(after[v] == kept[v] for v in kept)   # nothing finished was asked for again
+
+
+def test_a_server_that_cannot_be_used_says_why(tmp_path):
+    with pytest.raises(EngineError, match="cannot reach the server"):
+        Server(EngineConfig(engine="server", base_url=f"http://127.0.0.1:{free_port()}/v1", retries=0))
+    with pytest.raises(EngineError, match="needs --base-url"):
+        Server(EngineConfig(engine="server"))
+
+
+def test_frames_go_to_the_server_lossless():
+    import base64
+
+    import cv2
+
+    from rbft.engine import png_url
+    from rbft.frames import Clip
+    frame = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    raw = base64.b64decode(png_url(frame).split(",", 1)[1])
+    back = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.array_equal(back, frame)
+    parts = messages("what happens?", Clip(np.stack([frame] * 3), 8.0, 3, [0, 1, 2]))[0]["content"]
+    assert [p["type"] for p in parts] == ["image_url"] * 3 + ["text"]
