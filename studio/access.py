@@ -36,7 +36,7 @@ WRITES = {
     "explain_run", "downloads",                                                            # Results
     "predict", "attention_predict", "attention_rationale", "attention_label",              # run the model
     "label_pool", "pool_accept", "pool_label_as", "pool_skip", "pool_auto_accept", "pool_export",  # Label
-    "choose_model", "save_header", "set_dtype",                                            # header
+    "choose_model", "save_header", "set_dtype", "set_server",                             # header
 }
 # What a visitor may call: it only reads (open_project refuses a visitor a project that does not exist yet).
 READS = {

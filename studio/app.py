@@ -46,8 +46,15 @@ def compute_note(requested: str) -> str:
             "when a model first loads); bfloat16 on a CUDA GPU.")
 
 
-def model_note_text(model: str, dtype: str = "auto") -> str:
-    return " ".join(t for t in (_model_text(model), compute_note(dtype)) if t)
+def model_note_text(model: str, dtype: str = "auto", server: str = "") -> str:
+    return " ".join(t for t in (_model_text(model), compute_note(dtype), server_note(server)) if t)
+
+
+def server_note(server: str) -> str:
+    if not server:
+        return ""
+    return (f"Rationales (Try, Generate all, Regenerate) are written by the server at `{server}`, with the model it "
+            "serves; label scoring, training and the judge run in this studio's own jobs.")
 
 
 def _model_text(model: str) -> str:
@@ -107,6 +114,9 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
             max_side = gr.Number(precision=0, label="Max side px", scale=0, min_width=110)
             dtype = gr.Dropdown(list(DTYPE_CHOICES), label="Compute type", scale=0, min_width=130,
                                 info="auto: the faster here")
+            server = gr.Textbox(label="Generation server", placeholder="in this process", scale=2,
+                                info="an OpenAI-compatible address (vLLM, SGLang, transformers serve) that "
+                                     "writes the rationales; empty: this studio's jobs do")
         with gr.Row(elem_id="access-row"):
             access_note = gr.Markdown(elem_id="access-note")
             if access.mode == "editors":
@@ -137,7 +147,7 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
         tab_reloads = [(data_reload, data_out), (rat_reload, rat_out), (q_reload, q_out),
                        (t_reload, t_out), (r_reload, r_out), (p_reload, p_out), (l_reload, l_out)]
         all_outputs = [model, num_frames, max_side, model_note, storage_note] + [
-            o for _, outs in tab_reloads for o in outs] + [dtype]   # dtype last: /reload's older outputs keep their places
+            o for _, outs in tab_reloads for o in outs] + [dtype, server]   # last: /reload's older outputs keep their places
 
         @friendly
         def reload_all(project_path):
@@ -146,11 +156,11 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
             jobs.refresh(store)
             cfg = project.settings(store)
             values = [cfg.model.model, cfg.frames.num_frames, cfg.frames.max_side,
-                      model_note_text(cfg.model.model, cfg.model.dtype), storage.note()]
+                      model_note_text(cfg.model.model, cfg.model.dtype, cfg.engine.base_url), storage.note()]
             for fn, outs in tab_reloads:
                 result = fn(project_path)
                 values += list(result) if len(outs) > 1 else [result]
-            return values + [cfg.model.dtype]
+            return values + [cfg.model.dtype, cfg.engine.base_url]
 
         @friendly
         def open_project(name, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -169,7 +179,7 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
         @friendly
         def save_header(project_path, model_name, frames, side):
             cfg = header_settings(open_store(project_path), model_name, frames, side)
-            return model_note_text(cfg.model.model, cfg.model.dtype)
+            return model_note_text(cfg.model.model, cfg.model.dtype, cfg.engine.base_url)
 
         @friendly
         def save_dtype(project_path, value):
@@ -178,7 +188,19 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
             cfg = project.settings(store)
             cfg.model.dtype = value if value in DTYPE_CHOICES else "auto"
             project.save_settings(store, cfg)
-            return model_note_text(cfg.model.model, cfg.model.dtype)
+            return model_note_text(cfg.model.model, cfg.model.dtype, cfg.engine.base_url)
+
+        @friendly
+        def save_server(project_path, value):
+            """Where this project's rationales are generated: a server's address, or empty for in process."""
+            store = open_store(project_path)
+            cfg = project.settings(store)
+            value = str(value or "").strip()
+            if value and not value.startswith(("http://", "https://")):
+                raise gr.Error("A server address starts with http:// or https://, e.g. http://127.0.0.1:8000/v1")
+            cfg.engine.base_url, cfg.engine.engine = value, "server" if value else "in-process"
+            project.save_settings(store, cfg)
+            return model_note_text(cfg.model.model, cfg.model.dtype, cfg.engine.base_url)
 
         @friendly
         def choose_model(project_path, model_name, frames, side):
@@ -188,7 +210,7 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
             if p is not None:
                 frames, side = p.num_frames, p.max_side
             cfg = header_settings(open_store(project_path), model_name, frames, side)
-            return cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model, cfg.model.dtype)
+            return cfg.frames.num_frames, cfg.frames.max_side, model_note_text(cfg.model.model, cfg.model.dtype, cfg.engine.base_url)
 
         def tick(project_path, seen):
             store = open_store(project_path)
@@ -203,6 +225,8 @@ def create_app(project_path: str | Path, projects_root: str | Path | None = None
         for box in (num_frames, max_side):
             box.input(save_header, [project_state, *header], model_note, api_visibility="private")
         dtype.input(save_dtype, [project_state, dtype], model_note, api_name="set_dtype")
+        for event in (server.submit, server.blur):   # not .change: /reload sets it, and a visitor may reload
+            event(save_server, [project_state, server], model_note, api_name="set_server")
         # tabs that only show the store's contents are redrawn when opened
         for tab, (fn, outs) in ((data_tab, tab_reloads[0]), (quality_tab, tab_reloads[2]),
                                 (results_tab, tab_reloads[4]), (predict_tab, tab_reloads[5]),

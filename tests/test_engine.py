@@ -145,3 +145,26 @@ def test_frames_go_to_the_server_lossless():
     assert np.array_equal(back, frame)
     parts = messages("what happens?", Clip(np.stack([frame] * 3), 8.0, 3, [0, 1, 2]))[0]["content"]
     assert [p["type"] for p in parts] == ["image_url"] * 3 + ["text"]
+
+
+def test_the_cli_names_a_server_it_cannot_reach(tmp_path, dataset):
+    import subprocess
+    import sys
+    store = project.open_project(tmp_path / "p")
+    data.ingest(store, dataset, seed=0)
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = subprocess.run([sys.executable, "-m", "rbft", "generate", "--project", str(tmp_path / "p"), "--engine",
+                           "server", "--base-url", url, "--retries", "0"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and f"the server at {url} cannot be used: cannot reach the server" in done.stderr
+    assert not store.rationales()
+
+
+def test_the_budget_preview_says_where_rationales_are_written(store):
+    from rbft.config import ExperimentConfig
+    from rbft.recipes.budget import command_line, generation_place
+    cfg = ExperimentConfig()
+    assert generation_place(cfg).startswith(f"written in this process by {cfg.model.model}")
+    cfg.engine = EngineConfig(engine="server", base_url="http://gpu-box:8000/v1", in_flight=16)
+    assert "server at http://gpu-box:8000/v1" in generation_place(cfg) and "16 requests in flight" in generation_place(cfg)
+    line = command_line(store, cfg)
+    assert "--engine server --base-url http://gpu-box:8000/v1 --in-flight 16" in line

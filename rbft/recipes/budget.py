@@ -73,6 +73,7 @@ class Budget:
     command: str = ""
     tokens_from: str = "the model's processor"
     peak_tokens: int = 0       # tokens per example of the stage with the highest peak
+    generation: str = ""       # where Stage I's rationales are written
 
     @property
     def fits(self) -> bool:
@@ -114,6 +115,8 @@ class Budget:
                f"- peak memory: about {e.gb:.1f} GB at {e.batch} per forward "
                f"({e.per_sample_gb:.2f} GB per video) against {self.free_gb:.1f} GB of {where} free"
                + ("" if self.fits else " — **will not fit**")]
+        if self.generation:
+            out.append(f"- Stage I rationales: {self.generation}")
         for st in self.stages:
             when = (f"{st.seconds / 60:.1f} min ({st.seconds_per_step:.2f} s/step "
                     f"{'measured here' if st.measured else 'estimated from H200 measurements'})" if st.seconds else
@@ -258,7 +261,16 @@ def plan(store: Store, cfg: ExperimentConfig, verb: str = "experiment", clip: tu
         worst = (memory.estimate(dims, label_seq, 1, quantized, lean=True, checkpointing=False,
                                  value_bytes=value_bytes), False, label_seq)
     return Budget(cfg.model.model, device, quantized, compute, (w, h), label_seq, rationale_seq, worst[0], free, worst[1],
-                  stages, command_line(store, cfg, verb), tokens_from, worst[2].tokens)
+                  stages, command_line(store, cfg, verb), tokens_from, worst[2].tokens, generation_place(cfg))
+
+
+def generation_place(cfg: ExperimentConfig) -> str:
+    """Where the rationales are written, as the budget preview says it."""
+    if cfg.engine.engine == "server":
+        return (f"written by the server at {cfg.engine.base_url or '(no address given)'} "
+                f"({cfg.engine.server_model or 'the model it lists first'}, {cfg.engine.in_flight} requests in "
+                "flight); label scoring and training run here")
+    return f"written in this process by {cfg.model.model}, {cfg.generation.batch_size} videos a batch"
 
 
 def check(store: Store, cfg: ExperimentConfig, **kw) -> Budget:

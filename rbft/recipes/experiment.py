@@ -91,9 +91,13 @@ def stage1_examples(store: Store, lm, cfg: ExperimentConfig, emit: EventSink) ->
         if cfg.rationales:
             prompt_id, model = imported_set(store, cfg.rationales)
         else:
-            prompt_id = rationales.generate_rationales(store, lm, cfg.frames, cfg.generation,
-                                                       on_event=emit)["prompt_id"]
-            model = lm.name
+            from ..engine import Server
+            writer = Server(cfg.engine) if cfg.engine.engine == "server" else lm   # e.g. a stronger teacher
+            result = rationales.generate_rationales(store, writer, cfg.frames, cfg.generation, on_event=emit)
+            if result["failed"]:
+                raise RuntimeError(f"{len(result['failed'])} training clips got no rationale from the server "
+                                   f"(first: {next(iter(result['failed'].values()))}); resume to ask for exactly those")
+            prompt_id, model = result["prompt_id"], writer.name
         if cfg.filter == "supported":
             quality.score_support(store, lm, prompt_id, model, on_event=emit)
     rows = quality.select(store.rationales(prompt_id, model), cfg.filter)
