@@ -44,12 +44,12 @@ def short_build(base, tmp_path_factory):
     """A few steps of both stages of the toy-world build, with the events it reported."""
     import shutil
 
-    from rbft.toyworld.build import BuildConfig, build
+    from rbft.toyworld.build import build, family_config
     work = tmp_path_factory.mktemp("build") / "work"
     shutil.copytree(base, work / "base")  # reuse the assembled base (assembling takes ~20 s)
     events = []
-    cfg = BuildConfig(clips=10, sight_steps=3, sight_batch_size=1, align_steps=2, steps=3, save_every=2,
-                      num_frames=4)
+    cfg = family_config("smolvlm", clips=10, sight_steps=3, sight_batch_size=1, align_steps=2, steps=3,
+                        save_every=2, num_frames=4)
     adapter = build(work, cfg, on_event=events.append)
     return work, cfg, adapter, events
 

@@ -183,11 +183,13 @@ def test_a_short_qwen_build_trains_every_stage_and_its_parts_assemble(tmp_path):
     assert report["thing_pairs"] > 0 and 0 <= report["direction"]["pooled"] <= 1
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
         names = list(f.keys())
-    assert any("merger" in n for n in names) and any("lora_A" in n and "language_model" in n for n in names)
+    # the merger stays at its word start: it ships beside the adapter, which holds LoRA alone
+    assert not any("merger" in n for n in names) and any("lora_A" in n and "language_model" in n for n in names)
     with pytest.raises(ValueError, match="holds a qwen2_5_vl build"):
         build(work, BuildConfig(family="smolvlm"))
     parts = package(work, tmp_path / "parts")
     assert json.loads((parts / "manifest.json").read_text())["family"] == "qwen2_5_vl"
+    assert (parts / "connector.safetensors").exists()
     folder = model_dir(parts, cache_root=tmp_path / "cache")
     built, shipped = load_build(work), models.load(ModelConfig(model=str(folder)))
     assert shipped.family.name == "qwen2_5_vl"
@@ -205,8 +207,10 @@ def test_each_family_builds_with_its_own_recipe_unless_told_otherwise():
     from rbft.toyworld.build import BuildConfig, family_config
     qwen = family_config("qwen2_5_vl")
     assert (qwen.sight_steps, qwen.sight_batch_size, qwen.sight_learning_rate, qwen.motion_weight,
-            qwen.train_vision) == (4500, 16, 3e-3, 0.1, False)
+            qwen.train_vision, qwen.train_connector) == (4500, 16, 3e-3, 0.1, False, False)
     assert family_config("qwen2_5_vl", sight_steps=3).sight_steps == 3
-    assert family_config("smolvlm") == BuildConfig()
+    assert family_config() == BuildConfig() == qwen   # the shipped family is the default
+    smol = family_config("smolvlm")
+    assert (smol.sight_steps, smol.motion_weight, smol.train_vision, smol.train_connector) == (1500, 1.0, True, True)
     with pytest.raises(ValueError, match="unknown toy-world family"):
         family_config("llava")
