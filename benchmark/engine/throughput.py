@@ -98,7 +98,7 @@ def first_difference(a: str, b: str) -> int:
 
 
 report = {
-    "machine": {"cpu": platform.processor() or open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
+    "machine": {"cpu": platform.processor() or open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t"),
                 "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "compute": lm.compute.reason},
     "model": f"toyworld ({folder_name})", "frames": "8 x 128 px", "new_tokens": args.new_tokens,
     "rows": rows,

@@ -49,6 +49,8 @@ class BuildConfig:
     train_connector: bool = field(default=False, metadata={"help": "the caption stage also trains the connector "
                                                             "from its word start (off: it keeps the word start, and "
                                                             "only LoRA learns to read it)"})
+    connector_learning_rate: float = field(default=0.0, metadata={"help": "with --train-connector: the connector's "
+                                           "own rate in the caption stage (0: the LoRA rate, --learning-rate)"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
     dtype: str = field(default="auto", metadata={"help": "compute type of the caption stage and the evaluation: "
@@ -324,7 +326,7 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
     if with_motion:
         from .motion_stage import motion_stage
         adapter = motion_stage(store, lm, examples, frames, train, work / "run", cfg.motion_weight, on_event,
-                               balanced_events=cfg.balanced_events)
+                               balanced_events=cfg.balanced_events, connector_lr=cfg.connector_learning_rate)
     else:
         adapter = train_stage(store, lm, examples, frames, train, work / "run", "toyworld", on_event=on_event)
     (work / "build.json").write_text(json.dumps({

@@ -46,10 +46,23 @@ def _motion_classes():
         """The caption loss plus `weight` x the motion head's loss on the image tokens' hidden states at
         `layer` (kept by a forward hook)."""
 
-        def __init__(self, *args, head, layer, image_token_id: int, weight: float, **kwargs):
+        def __init__(self, *args, head, layer, image_token_id: int, weight: float, connector_lr: float = 0.0,
+                     connector: str = "", **kwargs):
             super().__init__(*args, **kwargs)
             self.head, self.image_token_id, self.weight, self.hidden = head, image_token_id, weight, None
+            self.connector_lr, self.connector = connector_lr, connector
             self.hook = layer.register_forward_hook(self.keep)
+
+        def create_optimizer(self, model=None):
+            """AdamW with the connector at its own rate where one is given (the schedule scales both)."""
+            if self.optimizer is None and self.connector_lr:
+                named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+                slow = [p for n, p in named if f".{self.connector}." in n]
+                rest = [p for n, p in named if f".{self.connector}." not in n]
+                self.optimizer = torch.optim.AdamW([{"params": rest}, {"params": slow, "lr": self.connector_lr}],
+                                                   lr=self.args.learning_rate, weight_decay=self.args.weight_decay)
+                return self.optimizer
+            return super().create_optimizer(model)
 
         def keep(self, module, inputs, output):
             self.hidden = output[0] if isinstance(output, tuple) else output
@@ -71,7 +84,7 @@ HEAD_FILE = "motion_head.pt"
 
 
 def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weight: float,
-                 on_event: EventSink = ignore, balanced_events: bool = True) -> Path:
+                 on_event: EventSink = ignore, balanced_events: bool = True, connector_lr: float = 0.0) -> Path:
     """train_stage's caption training with the motion read-out beside it (resumable, the head saved
     with each checkpoint). Returns the adapter folder; the head is written beside it."""
     import transformers as tf
@@ -108,7 +121,8 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
         model=lm.model, args=training_arguments(cfg, output_dir, lm.device, dtype=lm.dtype),
         train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
         callbacks=[EventCallback("toyworld", on_event, None, 0), SaveHead()],
-        head=head, layer=text.layers[LAYER], image_token_id=image_token_id, weight=weight)
+        head=head, layer=text.layers[LAYER], image_token_id=image_token_id, weight=weight,
+        connector_lr=connector_lr, connector=lay.connector)
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last)
     trainer.hook.remove()
