@@ -73,6 +73,7 @@ def check_visitor_is_refused(c: Client, root):
     refused(lambda: c.predict(video_id, prompt_id, "my own words", api_name="/edit_rationale"))
     refused(lambda: c.predict(None, api_name="/pool_export"))
     refused(lambda: c.predict("bfloat16", api_name="/set_dtype"))
+    refused(lambda: c.predict("http://127.0.0.1:9/v1", api_name="/set_server"))
     assert (len(store.jobs()), len(store.rationales())) == before      # nothing started, nothing written
     assert project.settings(store).model.dtype == "auto"
     assert "6 videos in 2 classes" in c.predict(api_name="/reload")[5]  # the studio is still there to see
@@ -90,6 +91,11 @@ def check_editor_can(c: Client, root):
     assert "Started job-" in c.predict("tiny:smolvlm", 4, 64, prompt_id, 1, api_name="/try_rationales")
     job = wait_idle(store)
     assert job["status"] == "done", job["error"]
+    from rbft.project import settings
+    assert "written by the server at `http://127.0.0.1:9/v1`" in c.predict("http://127.0.0.1:9/v1", api_name="/set_server")
+    assert (settings(store).engine.engine, settings(store).engine.base_url) == ("server", "http://127.0.0.1:9/v1")
+    c.predict("", api_name="/set_server")   # back to in process, as the other checks expect
+    assert settings(store).engine.engine == "in-process"
 
 
 # ---- where the settings come from
