@@ -168,3 +168,44 @@ def test_the_budget_preview_says_where_rationales_are_written(store):
     assert "server at http://gpu-box:8000/v1" in generation_place(cfg) and "16 requests in flight" in generation_place(cfg)
     line = command_line(store, cfg)
     assert "--engine server --base-url http://gpu-box:8000/v1 --in-flight 16" in line
+
+
+def test_each_server_kind_gets_the_sampling_fields_it_reads():
+    from rbft.engine import _kind, sampling
+    greedy = GenerationConfig(max_new_tokens=32, repetition_penalty=1.05)
+    body, extra = sampling(greedy, "vllm")
+    assert body["temperature"] == 0.0 and "top_p" not in body and extra == {"repetition_penalty": 1.05}
+    body, extra = sampling(greedy, "transformers")   # it refuses unknown fields (HTTP 422)
+    assert extra == {} and abs(body["frequency_penalty"] - 0.05) < 1e-9 and body["max_tokens"] == 32
+    body, _ = sampling(GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, seed=3), "sglang")
+    assert (body["temperature"], body["top_p"], body["seed"]) == (0.7, 0.9, 3)
+    assert [_kind(o) for o in ("vllm", "sglang", "local", "", "acme")] == ["vllm", "sglang", "transformers",
+                                                                         "transformers", "openai"]
+
+
+def test_video_url_sends_the_sampled_frames_as_one_short_video():
+    import base64
+
+    import cv2
+
+    from rbft.frames import Clip
+    frames = np.zeros((4, 64, 64, 3), np.uint8)
+    for i in range(4):
+        frames[i, :, 16 * i:16 * i + 16] = 255
+    parts = messages("what happens?", Clip(frames, 8.0, 16, [0, 5, 10, 15]), "video_url")[0]["content"]
+    assert [p["type"] for p in parts] == ["video_url", "text"]
+    url = parts[0]["video_url"]["url"]
+    assert url.startswith("data:video/mp4;base64,")
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+        f.write(base64.b64decode(url.split(",", 1)[1]))
+        f.flush()
+        cap = cv2.VideoCapture(f.name)
+        decoded = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            decoded.append(frame)
+    assert len(decoded) == 4
+    assert all(np.argmax(d.mean((0, 2))[::16]) == i for i, d in enumerate(decoded))   # the bright band moves
