@@ -14,7 +14,7 @@ import base64
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -143,19 +143,26 @@ class Server:
                                                      extra_body=extra or None, **body)
         return (answer.choices[0].message.content or "").strip()
 
+    def submit(self, requests: Sequence[Request], gen: GenerationConfig) -> list[Future]:
+        """Start every request, `in_flight` at a time; each future gives its text or raises."""
+        pool = ThreadPoolExecutor(max(1, self.cfg.in_flight))
+        futures = [pool.submit(lambda r=r: self.complete(r[0], r[1](), gen)) for r in requests]
+        pool.shutdown(wait=False)   # what is queued still runs
+        return futures
+
     def run(self, requests: Sequence[Request], frames: FrameConfig, gen: GenerationConfig, on_done: OnDone) -> None:
-        def one(i: int) -> str:
-            prompt, load = requests[i]
-            return self.complete(prompt, load(), gen)
-        with ThreadPoolExecutor(max(1, self.cfg.in_flight)) as pool:
-            futures = {pool.submit(one, i): i for i in range(len(requests))}
-            for future in as_completed(futures):
-                try:
-                    text = future.result()
-                except Exception as e:   # recorded with its reason; the other clips go on
-                    on_done(futures[future], None, failure_reason(e))
-                else:
-                    on_done(futures[future], text, None)
+        futures = {f: i for i, f in enumerate(self.submit(requests, gen))}
+        for future in as_completed(futures):
+            text, reason = outcome(future)
+            on_done(futures[future], text, reason)
+
+
+def outcome(future: Future) -> tuple[str | None, str | None]:
+    """(text, None) or (None, the reason it failed): a failed request is recorded, the others go on."""
+    try:
+        return future.result(), None
+    except Exception as e:
+        return None, failure_reason(e)
 
 
 def _kind(owned_by: str) -> str:

@@ -50,9 +50,13 @@ def load_labeller(store: Store, run_id: str, dtype: str | None = None) -> tuple[
 
 
 def label_pool(store: Store, run_id: str, rationale: bool = False, max_new_tokens: int = 96,
-               on_event: EventSink = ignore, dtype: str | None = None) -> dict:
+               on_event: EventSink = ignore, dtype: str | None = None, engine=None) -> dict:
     """Score every pool video not yet labelled by this run (and the validation videos, for the
-    threshold); resumable: what is stored is skipped. Returns counts and videos per minute."""
+    threshold); resumable: what is stored is skipped. Returns counts and videos per minute.
+
+    With a server engine (rbft.engine.Server), the rationales beside the labels are written by the
+    server's model while this process scores, all requests in flight at once; the labels are always
+    the run's own, scored here."""
     done = {r["video_id"] for r in store.pool_predictions(run_id, split=None)}
     todo = [v for v in store.videos(split="pool") + store.videos(split="val") if v["id"] not in done]
     if todo:
@@ -63,11 +67,22 @@ def label_pool(store: Store, run_id: str, rationale: bool = False, max_new_token
     progress = Progress(on_event, "label", len(todo))
     gen = GenerationConfig(max_new_tokens=max_new_tokens)
     describe = project.render(store, "describe")
+    asked = {}
+    if rationale and engine is not None and todo:
+        from .engine import outcome
+        pool_todo = [v for v in todo if v["split"] == "pool"]
+        on_event(Event("log", "label", message=f"{len(pool_todo)} rationales {engine.where}"))
+        asked = dict(zip([v["id"] for v in pool_todo], engine.submit(
+            [(describe, lambda v=v: project.clip(store, v, cfg.frames)) for v in pool_todo], gen)))
     for video in todo:
         row = classify(store, lm, [video], cfg.frames)[0]
         ranked = sorted(row["scores"].values(), reverse=True)
         text = None
-        if rationale and video["split"] == "pool":
+        if video["id"] in asked:
+            text, reason = outcome(asked[video["id"]])
+            if reason:
+                on_event(Event("log", "label", message=f"{video['id']}: labelled, but no rationale: {reason}"))
+        elif rationale and video["split"] == "pool":
             clip = project.clip(store, video, cfg.frames)
             text = models.generate(lm, [describe], [clip], cfg.frames, gen)[0]
         store.save_pool_predictions(run_id, [{

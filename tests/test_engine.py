@@ -209,3 +209,27 @@ def test_video_url_sends_the_sampled_frames_as_one_short_video():
             decoded.append(frame)
     assert len(decoded) == 4
     assert all(np.argmax(d.mean((0, 2))[::16]) == i for i, d in enumerate(decoded))   # the bright band moves
+
+
+def test_pool_labels_are_scored_here_and_their_rationales_written_by_the_server(toyworld, toy_project, tmp_path):
+    from rbft.pool import label_pool
+    from rbft.synthetic import render_clip, write_video
+    for i in range(3):
+        write_video(tmp_path / "unlabelled" / f"clip_{i}.mp4", render_clip(("left", "right")[i % 2], 700 + i, 64, 16))
+    data.ingest(toy_project, tmp_path / "unlabelled", pool=True)
+    cfg = project.settings(toy_project)
+    cfg.frames = FRAMES
+    project.save_settings(toy_project, cfg)
+    proc, url = serve(toyworld, tmp_path)
+    try:
+        result = label_pool(toy_project, "base:toyworld", rationale=True, max_new_tokens=GEN.max_new_tokens,
+                            engine=Server(EngineConfig(engine="server", base_url=url, in_flight=3)))
+    finally:
+        proc.kill()
+    assert result["pool"] == 3
+    rows = {r["video_id"]: r for r in toy_project.pool_predictions("base:toyworld")}
+    describe = project.render(toy_project, "describe")
+    for video in toy_project.videos(split="pool"):
+        assert rows[video["id"]]["pred"] in toy_project.labels()          # scored here, by the run
+        request = messages(describe, project.clip(toy_project, video, FRAMES))
+        assert rows[video["id"]]["rationale"] == in_process_answer(toyworld, request, GEN)   # written there

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import _sink, _store, add_dtype_arg
+from .common import _sink, _store, add_config_args, add_dtype_arg
 
 
 def cmd_pool(args):
@@ -14,7 +14,17 @@ def cmd_pool(args):
     if args.action == "label":
         if not run:
             raise SystemExit("error: name the run that labels (--run RUN_ID, see `runs`) or --model for the base model")
-        result = pool.label_pool(store, run, rationale=args.rationale, on_event=_sink(args), dtype=args.dtype)
+        engine = None
+        if args.rationale and getattr(args, "engine.engine", None) == "server":
+            from .. import config as C
+            from ..engine import EngineError, Server
+            given = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("engine.") and v is not None}
+            try:
+                engine = Server(C.EngineConfig(**given))
+            except EngineError as e:
+                raise SystemExit(str(e)) from None
+        result = pool.label_pool(store, run, rationale=args.rationale, on_event=_sink(args), dtype=args.dtype,
+                                 engine=engine)
         speed = f", {result['videos_per_min']:.1f} videos/min" if result["videos_per_min"] else ""
         print(f"labelled {result['pool']} pool videos and {result['val']} validation videos (for the threshold) "
               f"with {run} ({result['skipped']} done before){speed}")
@@ -79,6 +89,8 @@ def add_commands(command) -> None:
     c.add_argument("--model", help="label with this base model instead of a run (zero-shot)")
     add_dtype_arg(c)
     c.add_argument("--rationale", action="store_true", help="label: also write the model's rationale per video")
+    from .. import config as C
+    add_config_args(c, C.EngineConfig, "", "engine.")   # --engine server --base-url ...: the rationales from a server
     c.add_argument("--pred", help="queue: only videos predicted as this class")
     c.add_argument("--min-confidence", type=float, default=0.0, help="queue: lowest confidence shown")
     c.add_argument("--max-confidence", type=float, default=1.0, help="queue: highest confidence shown")
