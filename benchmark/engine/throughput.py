@@ -72,6 +72,10 @@ def measure(name: str, engine, in_flight=None) -> None:
 
 
 measure(f"in-process, batches of {args.batch}", lm)
+gen_batch = gen
+gen = GenerationConfig(max_new_tokens=args.new_tokens, batch_size=1)
+measure("in-process, one clip at a time", lm)   # the server's requests run one at a time: the fair baseline
+gen = gen_batch
 
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
