@@ -171,9 +171,20 @@ def _kind(owned_by: str) -> str:
     return next((k for k in ("vllm", "sglang") if k in owned_by), "transformers" if owned_by in ("", "local", "huggingface") else "openai")
 
 
+def server_for(cfg: EngineConfig) -> Server | None:
+    """The server the settings name, or None for in-process generation; an address given without
+    `--engine server` is an error, not silently ignored."""
+    if cfg.engine == "server":
+        return Server(cfg)
+    if cfg.base_url:
+        raise EngineError(f"a server address is given ({cfg.base_url}) but the engine is {cfg.engine}: "
+                          "add --engine server, or leave the address out")
+    return None
+
+
 def engine_for(cfg: EngineConfig, load_model: Callable[[], object]):
     """The engine the settings ask for; the model is loaded only for in-process generation."""
-    return Server(cfg) if cfg.engine == "server" else InProcess(load_model())
+    return server_for(cfg) or InProcess(load_model())
 
 
 def start_transformers_serve(model: str | Path, port: int, *args: str, log: Path | None = None):
@@ -184,8 +195,12 @@ def start_transformers_serve(model: str | Path, port: int, *args: str, log: Path
     import sys
     code = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; sys.exit(main())"
     out = open(log, "ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-c", code, "serve", str(model), "--host", "127.0.0.1",
-                             "--port", str(port), *args], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        return subprocess.Popen([sys.executable, "-c", code, "serve", str(model), "--host", "127.0.0.1",
+                                 "--port", str(port), *args], stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        if log:
+            out.close()   # the child has its own copy
 
 
 def wait_until_ready(base_url: str, process=None, timeout_s: float = 180.0) -> None:

@@ -233,3 +233,10 @@ def test_pool_labels_are_scored_here_and_their_rationales_written_by_the_server(
         assert rows[video["id"]]["pred"] in toy_project.labels()          # scored here, by the run
         request = messages(describe, project.clip(toy_project, video, FRAMES))
         assert rows[video["id"]]["rationale"] == in_process_answer(toyworld, request, GEN)   # written there
+
+
+def test_a_server_address_without_the_server_engine_is_refused():
+    from rbft.engine import server_for
+    assert server_for(EngineConfig()) is None
+    with pytest.raises(EngineError, match="add --engine server"):
+        server_for(EngineConfig(base_url="http://127.0.0.1:8000/v1"))

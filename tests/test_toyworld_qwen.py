@@ -214,3 +214,21 @@ def test_each_family_builds_with_its_own_recipe_unless_told_otherwise():
     assert (smol.sight_steps, smol.motion_weight, smol.train_vision, smol.train_connector) == (1500, 1.0, True, True)
     with pytest.raises(ValueError, match="unknown toy-world family"):
         family_config("llava")
+
+
+def test_the_caption_stage_can_give_the_connector_its_own_rate(tmp_path):
+    """--connector-learning-rate: the connector's parameters (found by module name, as PEFT wraps
+    them) get their own AdamW group; everything else trained keeps the stage's rate."""
+    import transformers as tf
+    from torch import nn
+
+    from rbft.toyworld.motion_stage import _motion_classes
+    _, trainer_class = _motion_classes()
+    model = nn.ModuleDict({"visual": nn.ModuleDict({"merger": nn.Linear(2, 2), "blocks": nn.Linear(2, 2)}),
+                           "language_model": nn.Linear(2, 2)})
+    model["visual"]["blocks"].requires_grad_(False)
+    args = tf.TrainingArguments(output_dir=str(tmp_path), learning_rate=5e-4, use_cpu=True, report_to=[])
+    trainer = trainer_class(model=model, args=args, head=nn.Linear(2, 2), layer=model["language_model"],
+                            image_token_id=0, weight=0.1, connector_lr=2e-5, connector="merger")
+    groups = sorted((g["lr"], len(g["params"])) for g in trainer.create_optimizer().param_groups)
+    assert groups == [(2e-5, 2), (5e-4, 2)]   # merger weight + bias; the language model's; the frozen none

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import _sink, _store, add_config_args, add_dtype_arg
+from .common import _sink, _store, add_config_args, add_dtype_arg, build_config
 
 
 def cmd_pool(args):
@@ -14,15 +14,11 @@ def cmd_pool(args):
     if args.action == "label":
         if not run:
             raise SystemExit("error: name the run that labels (--run RUN_ID, see `runs`) or --model for the base model")
-        engine = None
-        if args.rationale and getattr(args, "engine.engine", None) == "server":
-            from .. import config as C
-            from ..engine import EngineError, Server
-            given = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("engine.") and v is not None}
-            try:
-                engine = Server(C.EngineConfig(**given))
-            except EngineError as e:
-                raise SystemExit(str(e)) from None
+        from ..engine import EngineError, server_for
+        try:
+            engine = server_for(build_config(args).engine) if args.rationale else None
+        except EngineError as e:
+            raise SystemExit(str(e)) from None
         result = pool.label_pool(store, run, rationale=args.rationale, on_event=_sink(args), dtype=args.dtype,
                                  engine=engine)
         speed = f", {result['videos_per_min']:.1f} videos/min" if result["videos_per_min"] else ""

@@ -91,8 +91,8 @@ def stage1_examples(store: Store, lm, cfg: ExperimentConfig, emit: EventSink) ->
         if cfg.rationales:
             prompt_id, model = imported_set(store, cfg.rationales)
         else:
-            from ..engine import Server
-            writer = Server(cfg.engine) if cfg.engine.engine == "server" else lm   # e.g. a stronger teacher
+            from ..engine import server_for
+            writer = server_for(cfg.engine) or lm   # a server: e.g. a stronger teacher
             result = rationales.generate_rationales(store, writer, cfg.frames, cfg.generation, on_event=emit)
             if result["failed"]:
                 raise RuntimeError(f"{len(result['failed'])} training clips got no rationale from the server "

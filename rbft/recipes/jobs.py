@@ -114,10 +114,9 @@ def _do_explain(store: Store, params: dict, emit: EventSink) -> dict:
 def _do_label(store: Store, params: dict, emit: EventSink) -> dict:
     """A run (or the base model) labels the pool videos it has not labelled yet."""
     from .. import project
-    from ..engine import Server
+    from ..engine import server_for
     from ..pool import label_pool
-    where = project.settings(store).engine
-    engine = Server(where) if params.get("rationale") and where.engine == "server" else None
+    engine = server_for(project.settings(store).engine) if params.get("rationale") else None
     return label_pool(store, params["run_id"], rationale=bool(params.get("rationale")),
                       max_new_tokens=int(params.get("max_new_tokens", 96)), on_event=emit, engine=engine)
 

@@ -56,9 +56,9 @@ def _motion_classes():
         def create_optimizer(self, model=None):
             """AdamW with the connector at its own rate where one is given (the schedule scales both)."""
             if self.optimizer is None and self.connector_lr:
-                named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-                slow = [p for n, p in named if f".{self.connector}." in n]
-                rest = [p for n, p in named if f".{self.connector}." not in n]
+                named = [(n.split("."), p) for n, p in self.model.named_parameters() if p.requires_grad]
+                slow = [p for parts, p in named if self.connector in parts]
+                rest = [p for parts, p in named if self.connector not in parts]
                 self.optimizer = torch.optim.AdamW([{"params": rest}, {"params": slow, "lr": self.connector_lr}],
                                                    lr=self.args.learning_rate, weight_decay=self.args.weight_decay)
                 return self.optimizer

@@ -108,7 +108,7 @@ def model_dir(parts: Path = SHIPPED, cache_root: str | Path | None = None) -> Pa
         added = len(specials(lay.family))
         with torch.no_grad():
             embed[-added:] = load_file(str(parts / ADDED_FILE))["embed_tokens"].to(embed.dtype)
-        getattr(model.model, lay.tower).load_state_dict(   # strict=False: Qwen's merger comes with the adapter
+        getattr(model.model, lay.tower).load_state_dict(   # strict=False: Qwen's merger is not in the tower's file
             {k: v.to(torch.bfloat16) for k, v in load_file(str(parts / VISION_FILE)).items()}, strict=False)
         if (parts / CONNECTOR_FILE).exists():
             connector = next(m for n, m in model.named_modules() if n.endswith(lay.connector))
