@@ -162,9 +162,9 @@ def set_memory_path(lm: models.LoadedModel, cfg: TrainConfig) -> None:
         lm.model.disable_input_require_grads()
 
 
-def add_lora(lm: models.LoadedModel, cfg: TrainConfig) -> None:
-    """Wrap the model with fresh LoRA weights on the language model (skipped if it already has an
-    adapter); set this stage's checkpointing either way."""
+def add_lora(lm: models.LoadedModel, cfg: TrainConfig, also: str = "") -> None:
+    """Wrap the model with fresh LoRA weights on the language model, and on the modules the regex
+    `also` names (skipped if it already has an adapter); set this stage's checkpointing either way."""
     from peft import LoraConfig, PeftModel, get_peft_model
     set_memory_path(lm, cfg)
     if isinstance(lm.model, PeftModel):
@@ -172,7 +172,8 @@ def add_lora(lm: models.LoadedModel, cfg: TrainConfig) -> None:
     torch.manual_seed(cfg.seed)
     full = list(lm.family.vision_modules if cfg.train_vision else []) + list(cfg.train_modules)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=lm.family.lora_target, task_type="CAUSAL_LM",
+                      target_modules=f"({lm.family.lora_target})|({also})" if also else lm.family.lora_target,
+                      task_type="CAUSAL_LM",
                       modules_to_save=list(dict.fromkeys(full)) or None)
     lm.model = get_peft_model(lm.model, lora)
 

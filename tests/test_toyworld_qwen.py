@@ -232,3 +232,32 @@ def test_the_caption_stage_can_give_the_connector_its_own_rate(tmp_path):
                             image_token_id=0, weight=0.1, connector_lr=2e-5, connector="merger")
     groups = sorted((g["lr"], len(g["params"])) for g in trainer.create_optimizer().param_groups)
     assert groups == [(2e-5, 2), (5e-4, 2)]   # merger weight + bias; the language model's; the frozen none
+
+
+def test_the_motion_path_is_trained_beside_the_word_start_and_held_near_a_words_norm(tmp_path):
+    """--motion-path: LoRA on the merger's last linear (its word start frozen under it), whose output
+    the caption loss may use up to the cap and no further: the penalty is 0 within it, quadratic beyond."""
+    import transformers as tf
+    from peft import LoraConfig, get_peft_model
+    from torch import nn
+
+    from rbft.toyworld.motion_stage import PATH_TARGET, _motion_classes, path_penalty
+    assert path_penalty(torch.full((3, 4), 0.5), cap=1.0).item() == 0.0             # norm 1.0: at the cap
+    assert path_penalty(torch.tensor([[2.0, 0.0], [0.5, 0.0]]), cap=1.0).item() == pytest.approx(0.5)
+    model = nn.ModuleDict({"visual": nn.ModuleDict({"merger": nn.ModuleDict({"mlp": nn.Sequential(
+        nn.Linear(4, 4), nn.GELU(), nn.Linear(4, 4))})}), "language_model": nn.Linear(4, 4)})
+    start = model["visual"]["merger"]["mlp"][2].weight.clone()
+    model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=PATH_TARGET))
+    path = next(m for n, m in model.named_modules() if n.endswith("merger.mlp.2"))
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        "base_model.model.visual.merger.mlp.2.lora_A.default.weight",
+        "base_model.model.visual.merger.mlp.2.lora_B.default.weight"]
+    _, trainer_class = _motion_classes()
+    args = tf.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    trainer = trainer_class(model=model, args=args, head=nn.Linear(2, 2), layer=model.base_model.model["language_model"],
+                            image_token_id=0, weight=0.1, path=path, path_cap=0.1)
+    with torch.no_grad():
+        path.lora_B["default"].weight.fill_(1.0)
+        path(torch.ones(3, 4))
+    assert trainer.path_out.shape == (3, 4) and path_penalty(trainer.path_out, 0.1).item() > 0
+    assert torch.equal(path.base_layer.weight, start)   # the word start itself is not trained

@@ -51,6 +51,12 @@ class BuildConfig:
                                                             "only LoRA learns to read it)"})
     connector_learning_rate: float = field(default=0.0, metadata={"help": "with --train-connector: the connector's "
                                            "own rate in the caption stage (0: the LoRA rate, --learning-rate)"})
+    motion_path: bool = field(default=False, metadata={"help": "Qwen: LoRA on the merger's last linear beside its "
+                              "frozen word start, so that what the words do not span (motion) has its own path "
+                              "into the language model; merged into the merger when shipped"})
+    motion_path_norm: float = field(default=0.5, metadata={"help": "with --motion-path: the path's output norm, as a "
+                                    "share of a word embedding's median norm, above which a penalty holds it "
+                                    "(a bare trained merger grew 23x past the words)"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
     dtype: str = field(default="auto", metadata={"help": "compute type of the caption stage and the evaluation: "
@@ -306,6 +312,8 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
         lay.assemble(base, seed=cfg.seed)
     if layout_of(base) != lay:
         raise ValueError(f"{work} holds a {layout_of(base).family} build; this one is {cfg.family}: use another --work")
+    if cfg.motion_path and (cfg.family != "qwen2_5_vl" or cfg.motion_weight <= 0):
+        raise ValueError("--motion-path needs the qwen2_5_vl family and a motion weight above 0")
     started = time.time()
     vision = (pretrain_sight_qwen if cfg.family == "qwen2_5_vl" else pretrain_sight)(work, base, cfg, on_event)
     store = _world_project(work, cfg, on_event)
@@ -326,7 +334,8 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
     if with_motion:
         from .motion_stage import motion_stage
         adapter = motion_stage(store, lm, examples, frames, train, work / "run", cfg.motion_weight, on_event,
-                               balanced_events=cfg.balanced_events, connector_lr=cfg.connector_learning_rate)
+                               balanced_events=cfg.balanced_events, connector_lr=cfg.connector_learning_rate,
+                               path_norm=cfg.motion_path_norm if cfg.motion_path else 0.0)
     else:
         adapter = train_stage(store, lm, examples, frames, train, work / "run", "toyworld", on_event=on_event)
     (work / "build.json").write_text(json.dumps({

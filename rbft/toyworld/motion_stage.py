@@ -47,11 +47,16 @@ def _motion_classes():
         `layer` (kept by a forward hook)."""
 
         def __init__(self, *args, head, layer, image_token_id: int, weight: float, connector_lr: float = 0.0,
-                     connector: str = "", **kwargs):
+                     connector: str = "", path=None, path_cap: float = 0.0, **kwargs):
             super().__init__(*args, **kwargs)
             self.head, self.image_token_id, self.weight, self.hidden = head, image_token_id, weight, None
             self.connector_lr, self.connector = connector_lr, connector
-            self.hook = layer.register_forward_hook(self.keep)
+            self.hooks = [layer.register_forward_hook(self.keep)]
+            self.path_cap, self.path_out = path_cap, None
+            if path is not None:   # the motion path's LoRA layer: its own output is what the penalty holds
+                scale = path.scaling["default"]
+                self.hooks.append(path.lora_B["default"].register_forward_hook(
+                    lambda m, i, out: setattr(self, "path_out", out * scale)))
 
         def create_optimizer(self, model=None):
             """AdamW with the connector at its own rate where one is given (the schedule scales both)."""
@@ -75,18 +80,35 @@ def _motion_classes():
             if len(tokens) != len(targets[0]):
                 raise ValueError(f"{len(tokens)} image tokens but {len(targets[0])} motion targets")
             loss = loss + self.weight * self.head.loss(tokens, *targets)
+            if self.path_out is not None:
+                loss = loss + path_penalty(self.path_out, self.path_cap)
             return (loss, outputs) if return_outputs else loss
 
     return MotionDataset, MotionTrainer
 
 
 HEAD_FILE = "motion_head.pt"
+PATH_TARGET = r".*merger\.mlp\.2"   # the merger's last linear, whose word start stays frozen under the path
+
+
+def path_penalty(out: torch.Tensor, cap: float) -> torch.Tensor:
+    """Zero while each token's path output is within `cap` in norm, then quadratic: AdamW's nearly
+    sign-sized steps otherwise grow a merger's output without bound (build 9's trace)."""
+    return ((out.float().norm(dim=-1) / cap - 1).clamp(min=0) ** 2).mean()
+
+
+def word_norm(lm) -> float:
+    """The median norm of the language model's word embeddings (3.15 for SmolLM2-135M)."""
+    return find_module(lm, "embed_tokens").weight.float().norm(dim=-1).median().item()
 
 
 def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weight: float,
-                 on_event: EventSink = ignore, balanced_events: bool = True, connector_lr: float = 0.0) -> Path:
+                 on_event: EventSink = ignore, balanced_events: bool = True, connector_lr: float = 0.0,
+                 path_norm: float = 0.0) -> Path:
     """train_stage's caption training with the motion read-out beside it (resumable, the head saved
-    with each checkpoint). Returns the adapter folder; the head is written beside it."""
+    with each checkpoint), and with `path_norm` > 0 the motion path (LoRA on the merger's last linear,
+    its output held within path_norm x a word's norm). Returns the adapter folder; the head is
+    written beside it."""
     import transformers as tf
 
     from ..train import ADAPTER_DIR, EventCallback, add_lora, last_complete_checkpoint, save_adapter, training_arguments
@@ -96,8 +118,10 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
         return adapter_dir
     lay = layout(lm.family.name)
     image_token_id = getattr(lm.model.config, lay.token_key)
-    add_lora(lm, cfg)
+    add_lora(lm, cfg, also=PATH_TARGET if path_norm else "")
     lm.model.train()
+    path = next(m for n, m in lm.model.named_modules() if n.endswith("merger.mlp.2")) if path_norm else None
+    path_cap = path_norm * word_norm(lm) if path_norm else 0.0
     torch.manual_seed(cfg.seed)
     pos_weight = None
     if balanced_events:
@@ -122,10 +146,11 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
         train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
         callbacks=[EventCallback("toyworld", on_event, None, 0), SaveHead()],
         head=head, layer=text.layers[LAYER], image_token_id=image_token_id, weight=weight,
-        connector_lr=connector_lr, connector=lay.connector)
+        connector_lr=connector_lr, connector=lay.connector, path=path, path_cap=path_cap)
     trainer.remove_callback(tf.PrinterCallback)
     trainer.train(resume_from_checkpoint=last)
-    trainer.hook.remove()
+    for hook in trainer.hooks:
+        hook.remove()
     del lm.model.motion_head
     torch.save(head.state_dict(), output_dir / HEAD_FILE)
     save_adapter(lm.model, output_dir)
