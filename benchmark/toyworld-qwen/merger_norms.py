@@ -1,4 +1,4 @@
-"""The merger's output norms before and after a caption stage (issue 33, build 9): python benchmark/toyworld-qwen/merger_norms.py WORK [WORK ...]"""
+"""The merger's output norms before and after a caption stage (issue 33, builds 9 and 10: with --motion-path, "path" is the merged LoRA's own part): python benchmark/toyworld-qwen/merger_norms.py WORK [WORK ...]"""
 import sys, torch
 from pathlib import Path
 from peft import PeftModel
@@ -28,4 +28,5 @@ for w in sys.argv[1:]:
     emb = find_module(lm, "embed_tokens").weight.float().norm(dim=-1).median()
     print(work.name, "word-start token norm", round(float(start.norm(dim=-1).median()), 2), "after", round(float(after.norm(dim=-1).median()), 2),
           "max", round(float(after.norm(dim=-1).max()), 2), "embedding norm median", round(float(emb), 2),
+          "path (after - start) norm median", round(float((after - start).norm(dim=-1).median()), 2),
           "cos(start, after) median", round(float(torch.nn.functional.cosine_similarity(start, after).median()), 3))
