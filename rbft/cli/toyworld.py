@@ -64,6 +64,13 @@ def cmd_truth(args):
         print(f"written: {args.curve}/truth_curve.md, truth_curve.png, learning_curves.png")
 
 
+def cmd_grounding(args):
+    from ..recipes.grounding import markdown, write
+    table = write(_store(args), args.task, args.out, args.experiment, args.clips, on_event=_sink(args))
+    print(markdown(table))
+    print(f"written: {args.out}/grounding.md, grounding.json, grounding.png")
+
+
 def add_commands(command) -> None:
     command("toysample", cmd_toysample, "regenerate assets/toysample: floor-task clips and the rationales the "
             "shipped toy-world VLM writes for them, with their truth against the event logs", project=False)
@@ -99,3 +106,10 @@ def add_commands(command) -> None:
                         "truth (truth_curve.md/.json/.png) and the validation curves (learning_curves.png)")
     c.add_argument("--experiment", help="with --curve: the experiment whose SFT is the baseline (default: the one "
                    "whose settings have the most finished runs)")
+    c = command("grounding", cmd_grounding, "where each finished arm of a testbed benchmark looked: the share of "
+                "the class token's attention to the video that falls on the things its label depends on, "
+                "each arm against SFT (paired over clips and seeds)")
+    c.add_argument("--task", required=True, choices=list(TASKS), help="the testbed task the project was built from")
+    c.add_argument("--out", required=True, help="folder for grounding.md/.json/.png and each run's measures")
+    c.add_argument("--experiment", help="the experiment whose SFT is the baseline (default as for truth --curve)")
+    c.add_argument("--clips", type=int, help="measure only the first N test clips of each run (default: all)")
