@@ -108,3 +108,11 @@ def test_a_run_recorded_as_the_same_as_another_has_that_runs_learning_curve(floo
     floor.finish_run(copy, {"same_as": source})
     assert truth_curve.curve_points(floor, floor.run(source)) == [(30, 0.4), (60, 0.5)]
     assert truth_curve.curve_points(floor, floor.run(copy)) == [(30, 0.4), (60, 0.5)]
+
+
+def test_an_arm_two_experiments_ran_on_one_seed_counts_once():
+    runs = [{"id": f"exp-{e}/zero_shot/s0", "arm": "zero_shot", "seed": 0, "config": {}} for e in "ab"]
+    runs.append({"id": "exp-a/rbft/s0", "arm": "rbft", "seed": 0, "config": {"rationales": "import:oracle_p0"}})
+    groups = truth_curve.arm_groups(runs)
+    assert [r["id"] for r in groups[("zero_shot", "")]] == ["exp-a/zero_shot/s0"]
+    assert set(groups) == {("zero_shot", ""), ("rbft", "import:oracle_p0")}

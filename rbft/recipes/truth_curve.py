@@ -48,6 +48,15 @@ def _interval(correct: dict[int, dict[str, int]]) -> tuple[float, float, float]:
     return d["difference"], d["low"], d["high"]
 
 
+def arm_groups(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Runs by arm and Stage I rationale set, one run per seed: an arm that two experiments of the
+    same settings both ran (zero-shot, which ignores the arms beside it) counts once."""
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in runs:
+        groups.setdefault((r["arm"], r["config"].get("rationales") or ""), {}).setdefault(r["seed"], r)
+    return {key: list(by_seed.values()) for key, by_seed in groups.items()}
+
+
 def rows(store: Store, task: str, experiment: str | None = None) -> list[dict]:
     """One row per arm (each RB-FT rationale set its own arm): seeds done, accuracy with its
     interval, the paired difference from SFT, and the Stage I rationales' truth."""
@@ -58,9 +67,7 @@ def rows(store: Store, task: str, experiment: str | None = None) -> list[dict]:
               default=None)
     sft = paired.correct_by_seed(store, done, "sft")
     sft_total = paired.correct_by_seed(store, done, "sft_total")   # SFT given RB-FT's whole budget
-    groups: dict[tuple, list[dict]] = {}
-    for r in done:
-        groups.setdefault((r["arm"], r["config"].get("rationales") or ""), []).append(r)
+    groups = arm_groups(done)
     classes = store.labels()
     out = []
     for (arm, rationale_set), group in groups.items():
