@@ -261,3 +261,30 @@ def test_the_motion_path_is_trained_beside_the_word_start_and_held_near_a_words_
         path(torch.ones(3, 4))
     assert trainer.path_out.shape == (3, 4) and path_penalty(trainer.path_out, 0.1).item() > 0
     assert torch.equal(path.base_layer.weight, start)   # the word start itself is not trained
+
+
+def test_the_word_starts_motion_words_say_the_pairs_motion_outside_the_object_words(smollm2_and_qwen):
+    """--word-start-motion: each thing's motion in a pair, in the captions' words, added to the word
+    start's targets without their part along any size, colour or shape word (which the language
+    model reads as objects: build 9's start passes on no motion, a probe of direction 0.458 after it)."""
+    from types import SimpleNamespace
+
+    from rbft.toyworld.word_start import motion_words, object_basis, off_objects, word_vector
+    tok, _, qwen = smollm2_and_qwen
+    lm = SimpleNamespace(tokenizer=tok, model=qwen)
+    row = dict.fromkeys(sight_qwen.KEYS, sight_qwen.IGNORE)
+    assert motion_words([row[k] for k in sight_qwen.KEYS]) == ""          # not seen in both frames
+    row.update(direction=DIRECTIONS.index("left"), size_change=sight_qwen.SIZE_CHANGES.index("grew"), turned=1,
+               touches=0)
+    assert motion_words([row[k] for k in sight_qwen.KEYS]) == "moves left getting bigger rotates"
+    row.update(direction=DIRECTIONS.index("still"), size_change=sight_qwen.SIZE_CHANGES.index("same"), turned=0,
+               touches=1)
+    assert motion_words([row[k] for k in sight_qwen.KEYS]) == "stays still touches"
+    basis = object_basis(lm)
+    assert torch.allclose(basis @ basis.T, torch.eye(len(basis)), atol=1e-4)
+    red = word_vector(lm, "red")
+    assert (red - basis.T @ (basis @ red)).norm() < 1e-3 * red.norm()     # the object words are in its span
+    words = word_vector(lm, "moves left")
+    moved = off_objects(words, basis)
+    assert (basis @ moved).abs().max() < 1e-4 * moved.norm()
+    assert moved.norm().item() == pytest.approx(words.norm().item(), rel=1e-4)

@@ -57,6 +57,9 @@ class BuildConfig:
     motion_path_norm: float = field(default=0.5, metadata={"help": "with --motion-path: the path's output norm, as a "
                                     "share of a word embedding's median norm, above which a penalty holds it "
                                     "(a bare trained merger grew 23x past the words)"})
+    word_start_motion: float = field(default=0.0, metadata={"help": "Qwen: weight of the words of each thing's "
+                                     "motion in its pair of frames in the merger's word start, outside the object "
+                                     "words' span (0: the things' size, colour and shape only, as build 9)"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
     dtype: str = field(default="auto", metadata={"help": "compute type of the caption stage and the evaluation: "
@@ -273,7 +276,7 @@ def align_connector(work: Path, store, lm, examples: list, cfg: BuildConfig, on_
         load_connector(lm, saved)
         return
     from .word_start import connector_from_words
-    connector_from_words(lm, cfg.seed, cfg.num_frames)
+    connector_from_words(lm, cfg.seed, cfg.num_frames, motion=cfg.word_start_motion)
     if cfg.align_steps <= 0:
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in connector.state_dict().items()}, str(saved))

@@ -7,9 +7,11 @@ The Qwen build keeps its merger at this start. Trained in the caption stage (bui
 tokens grew from a median norm of 0.21 to 74 in 100 steps (17 even at lr 2e-5), against 3.15 for a
 word embedding: every input of its last linear is positive after the GELU, so AdamW's steps add up
 in every row. Tokens that large swamp the sequence, and the captions' colours fell to 0.35-0.40
-(docs/toyworld.md, build 9). Words of what a thing did between a pair's frames ("moves left",
-"getting bigger") added at half weight were measured too: objects -0.093 [-0.167, -0.020] and
-events no different, so they are not used.
+(docs/toyworld.md, build 9). The start's output lies in the span of its target words, so with only
+the things' words it passes on none of the tower's motion (a probe of direction: 0.986 at the tower,
+0.458 after the start, the commonest class's rate). `motion` adds the words of what each thing did
+between the pair's frames ("moves left", "getting bigger"), with their part in the object words' span
+removed: added as they are, at half weight, they cost objects -0.093 [-0.167, -0.020].
 """
 from __future__ import annotations
 
@@ -50,12 +52,56 @@ def thing_words(thing: dict) -> str:
     return f"{thing['size']} {thing['color']} {thing['shape']}"
 
 
+# What a thing did between a pair's frames, in the captions' words (sight_qwen.thing_targets' columns)
+DIRECTION_WORDS = {"still": "stays still", "left": "moves left", "right": "moves right", "up": "moves up",
+                   "down": "moves down"}
+SIZE_CHANGE_WORDS = {"grew": "getting bigger", "shrank": "getting smaller"}
+
+
+def motion_words(targets) -> str:
+    """The words of one thing's motion in one pair (a row of sight_qwen.thing_targets); "" where the
+    thing is not seen in both frames."""
+    from .motion import DIRECTIONS
+    from .sight_qwen import IGNORE, KEYS, SIZE_CHANGES
+    row = dict(zip(KEYS, (int(v) for v in targets)))
+    if row["direction"] == IGNORE:
+        return ""
+    words = [DIRECTION_WORDS[DIRECTIONS[row["direction"]]]]
+    if row["size_change"] != IGNORE and SIZE_CHANGES[row["size_change"]] in SIZE_CHANGE_WORDS:
+        words.append(SIZE_CHANGE_WORDS[SIZE_CHANGES[row["size_change"]]])
+    if row["turned"] == 1:
+        words.append("rotates")
+    if row["touches"] == 1:
+        words.append("touches")
+    return " ".join(words)
+
+
+def object_basis(lm) -> torch.Tensor:
+    """Orthonormal rows spanning the embeddings of every size, colour and shape word's tokens: what the
+    word start says about things."""
+    from . import world
+    from .sight import COLORS, SIZES
+    ids = {i for w in (*SIZES, *COLORS, *world.SHAPES) for i in lm.tokenizer.encode(" " + w, add_special_tokens=False)}
+    rows = find_module(lm, "embed_tokens").weight[sorted(ids)].float()
+    return torch.linalg.qr(rows.T).Q.T
+
+
+def off_objects(vector: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """`vector` without its part in the object words' span, rescaled to its own norm: motion words
+    that cannot be read as a size, colour or shape (on the object words, build 9's motion words at half
+    weight cost objects -0.093)."""
+    rest = vector - basis.T @ (basis @ vector)
+    return rest * (vector.norm() / rest.norm().clamp(min=1e-6))
+
+
 @torch.no_grad()
-def connector_from_words(lm, seed: int, num_frames: int, clips: int = CLIPS) -> None:
+def connector_from_words(lm, seed: int, num_frames: int, clips: int = CLIPS, motion: float = 0.0) -> None:
     """SmolVLM's connector (one linear over a 4 x 4 pixel shuffle of patches) set to the ridge
     regression from a token's features to the words of what it shows."""
     if lm.family.name == "qwen2_5_vl":
-        return merger_from_words(lm, seed, num_frames, clips)
+        return merger_from_words(lm, seed, num_frames, clips, motion)
+    if motion:
+        raise ValueError("motion words in the word start need the qwen2_5_vl family (its tower sees pairs of frames)")
     from ..frames import uniform_indices
     from . import sight, world
     from .base import SCALE_FACTOR, VISION
@@ -75,7 +121,7 @@ def connector_from_words(lm, seed: int, num_frames: int, clips: int = CLIPS) -> 
 
 
 @torch.no_grad()
-def merger_from_words(lm, seed: int, num_frames: int, clips: int = CLIPS) -> None:
+def merger_from_words(lm, seed: int, num_frames: int, clips: int = CLIPS, motion: float = 0.0) -> None:
     """Qwen's merger (norm, linear, GELU, linear over a 4 x 4 block of two-frame patches): its first
     linear starts as the identity plus MERGER_LIFT, and its last is the ridge regression (with an
     intercept) from the block's features after the GELU to the words of what the block shows over
@@ -89,6 +135,7 @@ def merger_from_words(lm, seed: int, num_frames: int, clips: int = CLIPS) -> Non
     first, last = merger.mlp[0], merger.mlp[2]
     first.weight.copy_(torch.eye(first.weight.shape[0], dtype=first.weight.dtype))
     first.bias.fill_(MERGER_LIFT)
+    basis = object_basis(lm) if motion else None
     xs, ys = [], []
     for i in range(clips):
         clip = world.render(seed * 1_000_000 + WORD_SEEDS + i, labels=True)
@@ -98,7 +145,16 @@ def merger_from_words(lm, seed: int, num_frames: int, clips: int = CLIPS) -> Non
         xs.append(merger.mlp[1](first(merger.ln_q(h).view(-1, merger.hidden_size))).float())
         shares = token_shares(clip.labels[ids], lay.side, len(clip.things))      # (T, 16, things)
         shares = shares.reshape(len(ids) // 2, 2, lay.side ** 2, -1).mean(1).reshape(-1, len(clip.things))
-        ys.append(word_targets([word_vector(lm, thing_words(t)) for t in clip.things], shares))
+        target = word_targets([word_vector(lm, thing_words(t)) for t in clip.things], shares)
+        if motion:
+            per_pair = shares.reshape(len(ids) // 2, lay.side ** 2, -1)
+            for pair in range(len(ids) // 2):
+                moved = sight_qwen.thing_targets(clip, ids[2 * pair], ids[2 * pair + 1])
+                vectors = [off_objects(word_vector(lm, words), basis) if words else torch.zeros_like(target[0])
+                           for words in map(motion_words, moved)]
+                tokens = slice(pair * lay.side ** 2, (pair + 1) * lay.side ** 2)
+                target[tokens] += motion * word_targets(vectors, per_pair[pair])
+        ys.append(target)
     x = torch.cat(xs)
     weight = ridge(torch.cat([x, torch.ones(len(x), 1)], 1), torch.cat(ys))
     last.weight.copy_(weight[:, :-1].to(last.weight.dtype))
