@@ -36,7 +36,7 @@ print(f"{len(videos)} clips, {len(stale)} with new file bytes")
 if stale:
     run = store.run(ZERO_SHOT)
     stored = {p["video_id"]: p["scores"] for p in store.predictions(ZERO_SHOT)}
-    test = [v for v in store.videos(split="test")][: args.clips]
+    test = store.videos(split="test")[: args.clips]
     lm = models.load(ModelConfig(**run["config"]["model"]))
     rows = classify(store, lm, test, FrameConfig(**run["config"]["frames"]))
     gap = max(abs(r["scores"][c] - stored[r["video_id"]][c]) for r in rows for c in r["scores"])

@@ -13,8 +13,8 @@ show what that start passes on (the layers' do not: the language model was train
 seeds 800000+, which no stage trains on); probes fitted on the first 3/4 of the clips, scored on the
 rest, each beside the rate of the commonest class on the scored tokens.
 """
+import argparse
 import json
-import sys
 
 import numpy as np
 import torch
@@ -28,10 +28,11 @@ from rbft.toyworld.family import find_module
 from rbft.toyworld.motion import DIRECTIONS, token_shares
 from rbft.toyworld.sight import COLORS
 
-args = [a for a in sys.argv[1:]]
-motion = float(args.pop(args.index("--word-start-motion") + 1)) if "--word-start-motion" in args else None
-args = [a for a in args if a != "--word-start-motion"]
-MODEL = args[0] if args else "toyworld"
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("model", nargs="?", default="toyworld")
+parser.add_argument("--word-start-motion", type=float, default=None)
+args = parser.parse_args()
+MODEL, motion = args.model, args.word_start_motion
 CLIPS, FIRST = 160, 800_000
 LAYERS = (0, 5, 10, 20)
 TARGETS = {"colour": (0, len(COLORS)), "shape": (1, len(world.SHAPES)),

@@ -88,8 +88,8 @@ def object_basis(lm) -> torch.Tensor:
 
 def off_objects(vector: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """`vector` without its part in the object words' span, rescaled to its own norm: motion words
-    that cannot be read as a size, colour or shape (on the object words, build 9's motion words at half
-    weight cost objects -0.093)."""
+    that cannot be read as a size, colour or shape (left in that span, at half weight, they cost
+    objects -0.093)."""
     rest = vector - basis.T @ (basis @ vector)
     return rest * (vector.norm() / rest.norm().clamp(min=1e-6))
 
