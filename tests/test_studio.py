@@ -255,7 +255,7 @@ def test_stop_and_resume_keep_finished_work(studio):
     try:
         # the job trains in a process of its own, at a lower priority than the page's
         assert resumed["pid"] != os.getpid()
-        if hasattr(os, "getpriority"):
+        if hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) < 19:   # at 19 none is lower
             assert os.getpriority(os.PRIO_PROCESS, resumed["pid"]) > os.getpriority(os.PRIO_PROCESS, 0)
         assert jobs.active(store) is not None, "the job ended before the page was asked: nothing measured"
         # so the page answers while it trains; a page that waited on the job would wait for all its steps
