@@ -208,10 +208,12 @@ def test_each_family_builds_with_its_own_recipe_unless_told_otherwise():
     qwen = family_config("qwen2_5_vl")
     assert (qwen.sight_steps, qwen.sight_batch_size, qwen.sight_learning_rate, qwen.motion_weight,
             qwen.train_vision, qwen.train_connector) == (4500, 16, 3e-3, 0.1, False, False)
+    assert (qwen.steps, qwen.word_start_motion) == (1200, 0.5)   # build 15's caption stage
     assert family_config("qwen2_5_vl", sight_steps=3).sight_steps == 3
     assert family_config() == BuildConfig() == qwen   # the shipped family is the default
     smol = family_config("smolvlm")
     assert (smol.sight_steps, smol.motion_weight, smol.train_vision, smol.train_connector) == (1500, 1.0, True, True)
+    assert (smol.steps, smol.word_start_motion) == (600, 0.0)   # builds 1-6 had no motion words in a word start
     with pytest.raises(ValueError, match="unknown toy-world family"):
         family_config("llava")
 
