@@ -1,0 +1,63 @@
+"""Does the shipped toy-world VLM keep the label-hint habit? (issue 33, build 15)
+
+Stage I's prompt gives the clip's label as a hint, and the rationale should end with
+"Classification: <that label>". Build 9's own rationales of issue 37's 180 training clips are stored
+in its project; this writes the shipped model's rationales of the same clips, with the same prompt
+and settings (greedy, 100 new tokens, 8 frames of 128 px), into a copy of that project, then counts
+per class how many end with their hint, and scores both sets against the event logs:
+
+    PYTHONPATH=. python benchmark/toyworld-captions/label_hint.py /tmp/hint > benchmark/toyworld-captions/label-hint.json
+"""
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+from rbft import models, rationales
+from rbft.config import FrameConfig, GenerationConfig, ModelConfig
+from rbft.store import Store
+from rbft.toyworld.truth import truth_report
+
+PROJECT = Path("benchmark/rationale-truth-v2/project/project.db")
+SHIPPED_AS = "toyworld-shipped"   # another name, so that build 9's stored rows ("toyworld") stay apart
+
+
+def ends_with_hint(text: str, label: str) -> bool:
+    lines = text.strip().splitlines()
+    return bool(lines) and lines[-1].strip() == f"Classification: {label}"
+
+
+def habit(store: Store, model: str) -> dict:
+    videos = {v["id"]: v for v in store.videos(split="train")}
+    by_class: dict[str, list[bool]] = {}
+    for g in store.rationale_generators():
+        if g["model"] == model:
+            for r in store.rationales(g["prompt_id"], model):
+                label = videos[r["video_id"]]["label"]
+                by_class.setdefault(label, []).append(ends_with_hint(r["text"], label))
+    every = [ok for oks in by_class.values() for ok in oks]
+    return {"ends_with_hint": sum(every), "rationales": len(every),
+            "per_class": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_class.items())}}
+
+
+def main(work: str) -> None:
+    work = Path(work)
+    if not (work / "project.db").exists():
+        work.mkdir(parents=True, exist_ok=True)
+        src, dst = sqlite3.connect(PROJECT), sqlite3.connect(work / "project.db")
+        src.backup(dst)
+        dst.close()
+        src.close()
+    store = Store(work)
+    lm = models.load(ModelConfig(model="toyworld"))
+    weights, lm.name = lm.weights, SHIPPED_AS
+    rationales.generate_rationales(store, lm, FrameConfig(8, 128), GenerationConfig(max_new_tokens=100))  # kept if done
+    truth = {row["model"]: row for row in truth_report(store, "floor")
+             if row["model"] in ("toyworld", SHIPPED_AS) and row["subset"] == "all"}
+    print(json.dumps({"build 9 (toyworld-4635d90819ff)": {**habit(store, "toyworld"), "truth": truth.get("toyworld")},
+                      f"shipped ({weights})": {**habit(store, SHIPPED_AS), "truth": truth.get(SHIPPED_AS)}},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
