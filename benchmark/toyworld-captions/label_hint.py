@@ -4,7 +4,9 @@ Stage I's prompt gives the clip's label as a hint, and the rationale should end 
 "Classification: <that label>". Build 9's own rationales of issue 37's 180 training clips are stored
 in its project; this writes the shipped model's rationales of the same clips, with the same prompt
 and settings (greedy, 100 new tokens, 8 frames of 128 px), into a copy of that project, then counts
-per class how many end with their hint, and scores both sets against the event logs:
+per class how many end with their hint, and scores both sets against the event logs. The clips'
+paths in the project are absolute, so build issue 37's split first (docs/rationale-truth.md, "To run
+or continue it (issue 37)"); a work folder that already holds the rationales is only counted again:
 
     PYTHONPATH=. python benchmark/toyworld-captions/label_hint.py /tmp/hint > benchmark/toyworld-captions/label-hint.json
 """
@@ -18,7 +20,7 @@ from rbft.config import FrameConfig, GenerationConfig, ModelConfig
 from rbft.store import Store
 from rbft.toyworld.truth import truth_report
 
-PROJECT = Path("benchmark/rationale-truth-v2/project/project.db")
+PROJECT = Path("benchmark/rationale-truth-v2/project.db")   # the committed copy
 SHIPPED_AS = "toyworld-shipped"   # another name, so that build 9's stored rows ("toyworld") stay apart
 
 
