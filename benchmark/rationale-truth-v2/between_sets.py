@@ -7,13 +7,13 @@ import sys
 
 from rbft import paired
 from rbft.project import open_project
-from rbft.recipes.truth_curve import _baseline, arm_groups
+from rbft.recipes.truth_curve import compared_groups
 
 SETS = {"true": "import:oracle_p0", "half true": "import:oracle_p0.5", "false": "import:oracle_p1", "own": ""}
 PAIRS = [("true", "false"), ("true", "half true"), ("half true", "false"), ("own", "true"), ("own", "false")]
 
 store = open_project(sys.argv[1] if len(sys.argv) > 1 else "benchmark/rationale-truth-v2/project")
-groups = arm_groups([r for r in _baseline(store, None) if r["status"] == "done"])   # the truth curve's runs
+groups = compared_groups(store)   # the truth curve's runs
 correct = {name: paired.correct_by_seed(store, groups.get(("rbft", key), []), "rbft") for name, key in SETS.items()}
 print("| RB-FT on | minus RB-FT on | seeds | difference [95% interval] |\n|---|---|---|---|")
 for a, b in PAIRS:

@@ -21,7 +21,7 @@ from ..export import run_adapter
 from ..store import Store
 from ..toyworld.grounding import ground
 from ..toyworld.truth import seed_of
-from .truth_curve import _baseline, arm_groups
+from .truth_curve import compared_groups
 
 MEASURES = ("on_deciding", "chance", "on_things", "things_chance", "visual_share")
 
@@ -70,7 +70,7 @@ def rows(store: Store, task: str, out: str | Path, experiment: str | None = None
     """One row per arm (each RB-FT rationale set its own arm): mean grounding and visual share, and
     each against SFT's, paired over the clips and seeds both have."""
     out = Path(out)
-    groups = arm_groups([r for r in _baseline(store, experiment) if r["status"] == "done"])
+    groups = compared_groups(store, experiment)
     measured = {r["id"]: measure_run(store, r, task, out, clips, on_event) for g in groups.values() for r in g}
     sft = groups.get(("sft", ""), [])
     table = []

@@ -57,6 +57,12 @@ def arm_groups(runs: list[dict]) -> dict[tuple, list[dict]]:
     return {key: list(by_seed.values()) for key, by_seed in groups.items()}
 
 
+def compared_groups(store: Store, experiment: str | None = None) -> dict[tuple, list[dict]]:
+    """The finished runs the truth curve compares, by arm and Stage I rationale set (what the
+    grounding report and the between-set comparison read too)."""
+    return arm_groups([r for r in _baseline(store, experiment) if r["status"] == "done"])
+
+
 def rows(store: Store, task: str, experiment: str | None = None) -> list[dict]:
     """One row per arm (each RB-FT rationale set its own arm): seeds done, accuracy with its
     interval, the paired difference from SFT, and the Stage I rationales' truth."""
