@@ -15,7 +15,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from rbft import models, rationales
+from rbft import models, paired, rationales
 from rbft.config import FrameConfig, GenerationConfig, ModelConfig
 from rbft.store import Store
 from rbft.toyworld.truth import truth_report
@@ -29,16 +29,19 @@ def ends_with_hint(text: str, label: str) -> bool:
     return bool(lines) and lines[-1].strip() == f"Classification: {label}"
 
 
-def habit(store: Store, model: str) -> dict:
+def hint_kept(store: Store, model: str) -> dict[str, int]:
+    """Per training clip: 1 where the model's rationale ends with the clip's hinted label."""
     videos = {v["id"]: v for v in store.videos(split="train")}
-    by_class: dict[str, list[bool]] = {}
-    for g in store.rationale_generators():
-        if g["model"] == model:
-            for r in store.rationales(g["prompt_id"], model):
-                label = videos[r["video_id"]]["label"]
-                by_class.setdefault(label, []).append(ends_with_hint(r["text"], label))
-    every = [ok for oks in by_class.values() for ok in oks]
-    return {"ends_with_hint": sum(every), "rationales": len(every),
+    return {r["video_id"]: int(ends_with_hint(r["text"], videos[r["video_id"]]["label"]))
+            for g in store.rationale_generators() if g["model"] == model
+            for r in store.rationales(g["prompt_id"], model)}
+
+
+def habit(store: Store, kept: dict[str, int]) -> dict:
+    by_class: dict[str, list[int]] = {}
+    for video_id, ok in kept.items():
+        by_class.setdefault(store.video(video_id)["label"], []).append(ok)
+    return {"ends_with_hint": sum(kept.values()), "rationales": len(kept),
             "per_class": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_class.items())}}
 
 
@@ -56,8 +59,11 @@ def main(work: str) -> None:
     rationales.generate_rationales(store, lm, FrameConfig(8, 128), GenerationConfig(max_new_tokens=100))  # kept if done
     truth = {row["model"]: row for row in truth_report(store, "floor")
              if row["model"] in ("toyworld", SHIPPED_AS) and row["subset"] == "all"}
-    print(json.dumps({"build 9 (toyworld-4635d90819ff)": {**habit(store, "toyworld"), "truth": truth.get("toyworld")},
-                      f"shipped ({weights})": {**habit(store, SHIPPED_AS), "truth": truth.get(SHIPPED_AS)}},
+    build9, shipped = hint_kept(store, "toyworld"), hint_kept(store, SHIPPED_AS)
+    print(json.dumps({"build 9 (toyworld-4635d90819ff)": {**habit(store, build9), "truth": truth.get("toyworld")},
+                      f"shipped ({weights})": {**habit(store, shipped), "truth": truth.get(SHIPPED_AS)},
+                      "shipped minus build 9, hint kept, paired over the clips [95%]":
+                          paired.format_difference(paired.paired_difference({0: shipped}, {0: build9}))},
                      indent=2))
 
 
