@@ -18,7 +18,8 @@ from pathlib import Path
 from rbft import models, paired, rationales
 from rbft.config import FrameConfig, GenerationConfig, ModelConfig
 from rbft.store import Store
-from rbft.toyworld.truth import truth_report
+from rbft.toyworld import world
+from rbft.toyworld.truth import TASKS, caption_scores, implied_label, seed_of, truth_report
 
 PROJECT = Path("benchmark/rationale-truth-v2/project.db")   # the committed copy
 SHIPPED_AS = "toyworld-shipped"   # another name, so that build 9's stored rows ("toyworld") stay apart
@@ -35,6 +36,20 @@ def hint_kept(store: Store, model: str) -> dict[str, int]:
     return {r["video_id"]: int(ends_with_hint(r["text"], videos[r["video_id"]]["label"]))
             for g in store.rationale_generators() if g["model"] == model
             for r in store.rationales(g["prompt_id"], model)}
+
+
+def per_clip_truth(store: Store, model: str) -> dict[str, dict[str, float]]:
+    """Per training clip: the rationale's event precision and whether its stated events imply its
+    label (what truth_report averages), so that two models can be paired over the clips."""
+    out: dict[str, dict[str, float]] = {"event_precision": {}, "label_follows": {}}
+    for g in store.rationale_generators():
+        if g["model"] == model:
+            for r in store.rationales(g["prompt_id"], model):
+                video = store.video(r["video_id"])
+                events = world.render(seed_of(video["path"])).events
+                out["event_precision"][r["video_id"]] = caption_scores(r["text"], events)["event_precision"]
+                out["label_follows"][r["video_id"]] = int(implied_label(TASKS["floor"], r["text"]) == video["label"])
+    return out
 
 
 def habit(store: Store, kept: dict[str, int]) -> dict:
@@ -60,10 +75,12 @@ def main(work: str) -> None:
     truth = {row["model"]: row for row in truth_report(store, "floor")
              if row["model"] in ("toyworld", SHIPPED_AS) and row["subset"] == "all"}
     build9, shipped = hint_kept(store, "toyworld"), hint_kept(store, SHIPPED_AS)
+    a, b = per_clip_truth(store, SHIPPED_AS), per_clip_truth(store, "toyworld")
     print(json.dumps({"build 9 (toyworld-4635d90819ff)": {**habit(store, build9), "truth": truth.get("toyworld")},
                       f"shipped ({weights})": {**habit(store, shipped), "truth": truth.get(SHIPPED_AS)},
-                      "shipped minus build 9, hint kept, paired over the clips [95%]":
-                          paired.format_difference(paired.paired_difference({0: shipped}, {0: build9}))},
+                      "shipped minus build 9, paired over the clips [95%]": {
+                          "hint kept": paired.format_difference(paired.paired_difference({0: shipped}, {0: build9})),
+                          **{k: paired.format_difference(paired.paired_difference({0: a[k]}, {0: b[k]})) for k in a}}},
                      indent=2))
 
 
