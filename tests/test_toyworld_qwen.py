@@ -176,9 +176,10 @@ def test_a_short_qwen_build_trains_every_stage_and_its_parts_assemble(tmp_path):
         pytest.skip(str(e))
     work, events = tmp_path / "work", []
     cfg = BuildConfig(family="qwen2_5_vl", clips=10, sight_steps=3, sight_batch_size=2, steps=3, save_every=2,
-                      num_frames=4)
+                      num_frames=4, event_word_weight=2.0)
     adapter = build(work, cfg, on_event=events.append)
     assert [e.stage for e in events if e.kind == "loss"] == ["sight"] * 3 + ["toyworld"] * 3
+    assert any(e.message.startswith("event word weights in the caption loss: ") for e in events if e.kind == "log")
     report = json.loads((work / "sight" / "sight.json").read_text())
     assert report["thing_pairs"] > 0 and 0 <= report["direction"]["pooled"] <= 1
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
@@ -290,3 +291,35 @@ def test_the_word_starts_motion_words_say_the_pairs_motion_outside_the_object_wo
     moved = off_objects(words, basis)
     assert (basis @ moved).abs().max() < 1e-4 * moved.norm()
     assert moved.norm().item() == pytest.approx(words.norm().item(), rel=1e-4)
+
+
+def test_event_words_weigh_more_in_the_caption_loss_and_rarer_kinds_most(smollm2_and_qwen):
+    """--event-word-weight: the tokens of the phrases the caption scorer reads as events weigh
+    `weight` (the commonest kind) or more (rarer kinds); the rest 1. All weights 1 is the plain loss."""
+    from rbft.toyworld.build import BuildConfig, build
+    from rbft.toyworld.event_words import kind_weights, token_weights, weighted_answer_loss
+    tok, _, _ = smollm2_and_qwen
+    answers = ["At first, the small red circle stays still.", "Then, the large blue square stays still.",
+               "Next, the small red circle touches the large blue square."]
+    weights = kind_weights(answers, 2.0)
+    assert weights == {"stays still": 2.0, "touches": pytest.approx(2.0 * 2 ** 0.5)}
+    prefix = "<|im_start|>assistant\n"
+    text = prefix + answers[2]
+    w = token_weights(tok, text, len(prefix), weights)
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    heavy = [tok.decode([i]).strip() for i, x in zip(ids, w.tolist()) if x != 1.0]
+    assert heavy == ["touches"] and w.max().item() == pytest.approx(2.0 * 2 ** 0.5)
+    said = "the red circle stays still -> "   # words before the answer's start are never weighed
+    assert token_weights(tok, said + "ok", len(said), weights).tolist() == [1.0] * len(tok(said + "ok")["input_ids"])
+    logits, labels = torch.randn(2, 6, 11), torch.tensor([[-100, -100, 3, 4, 5, -100], [-100, 1, 2, 3, 4, 5]])
+    plain = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1))
+    assert weighted_answer_loss(logits, labels, torch.ones(2, 6)).item() == pytest.approx(plain.item(), rel=1e-6)
+    up = torch.ones(2, 6)
+    up[1, 2] = 5.0   # the token labelled 2 (predicted at position 1) weighs 5
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1),
+                                           ignore_index=-100, reduction="none")
+    on = labels[:, 1:].reshape(-1) != -100
+    expect = (ce * up[:, 1:].reshape(-1))[on].sum() / up[:, 1:].reshape(-1)[on].sum()
+    assert weighted_answer_loss(logits, labels, up).item() == pytest.approx(expect.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="needs a motion weight above 0"):
+        build("unused", BuildConfig(event_word_weight=2.0, motion_weight=0.0))

@@ -60,6 +60,9 @@ class BuildConfig:
     word_start_motion: float = field(default=0.5, metadata={"help": "Qwen: weight of the words of each thing's "
                                      "motion in its pair of frames in the merger's word start, outside the object "
                                      "words' span (0: the things' size, colour and shape only, as build 9)"})
+    event_word_weight: float = field(default=1.0, metadata={"help": "weight of the event words' tokens in the "
+                                     "caption loss, for the commonest kind, rarer kinds more (rbft.toyworld."
+                                     "event_words; 1: the plain caption loss); needs a motion weight above 0"})
     save_every: int = field(default=100, metadata={"help": "steps between resumable checkpoints"})
     seed: int = field(default=0, metadata={"help": "seed of the world, the weights and the data order"})
     dtype: str = field(default="auto", metadata={"help": "compute type of the caption stage and the evaluation: "
@@ -309,6 +312,8 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
     from ..config import FrameConfig, ModelConfig, TrainConfig
     from ..train import train_stage
     cfg = cfg or BuildConfig()
+    if cfg.event_word_weight != 1.0 and cfg.motion_weight <= 0:
+        raise ValueError("--event-word-weight needs a motion weight above 0 (the motion stage weighs the caption loss)")
     work = Path(work)
     base = work / "base"
     lay = layout(cfg.family)
@@ -340,7 +345,8 @@ def build(work: str | Path, cfg: BuildConfig | None = None, on_event: EventSink 
         from .motion_stage import motion_stage
         adapter = motion_stage(store, lm, examples, frames, train, work / "run", cfg.motion_weight, on_event,
                                balanced_events=cfg.balanced_events, connector_lr=cfg.connector_learning_rate,
-                               path_norm=cfg.motion_path_norm if cfg.motion_path else 0.0)
+                               path_norm=cfg.motion_path_norm if cfg.motion_path else 0.0,
+                               event_word_weight=cfg.event_word_weight)
     else:
         adapter = train_stage(store, lm, examples, frames, train, work / "run", "toyworld", on_event=on_event)
     (work / "build.json").write_text(json.dumps({

@@ -18,6 +18,10 @@ def motion_collator(pad_id: int, dtype: torch.dtype):
 
     def collate(features: list[dict]) -> dict:
         targets = {k: torch.cat([f.pop(k) for f in features]) for k in TARGET_KEYS}
+        if "label_weights" in features[0]:   # right-padded with 0, as labels are with -100
+            weights = [f.pop("label_weights") for f in features]
+            length = max(len(w) for w in weights)
+            targets["label_weights"] = torch.stack([torch.cat([w, w.new_zeros(length - len(w))]) for w in weights])
         return {**base(features), **targets}
     return collate
 
@@ -29,10 +33,16 @@ def _motion_classes():
     from .. import models, project
     from ..train import VideoTextDataset
     from . import world
+    from .event_words import weighted_answer_loss
     from .motion import TARGET_KEYS, token_targets
 
     class MotionDataset(VideoTextDataset):
-        """The caption examples, each with its image tokens' targets from the clip's rendered truth."""
+        """The caption examples, each with its image tokens' targets from the clip's rendered truth,
+        and, given event kinds' weights, each token's weight in the caption loss (rbft.toyworld.event_words)."""
+
+        def __init__(self, *args, event_weights: dict | None = None):
+            super().__init__(*args)
+            self.event_weights = event_weights or {}
 
         def __getitem__(self, i: int) -> dict:
             ex = self.examples[i]
@@ -40,6 +50,8 @@ def _motion_classes():
             item = models.encode(self.lm, ex.prompt, clip, self.frames, answer=ex.answer)
             lay = layout(self.lm.family.name)
             truth = world.render(int(Path(ex.video["path"]).stem), labels=True)
+            if self.event_weights:
+                item["label_weights"] = label_weights(self.lm, item, ex.answer, self.event_weights)
             return {**item, **token_targets(truth, lay.token_frames(clip.indices), lay.side)}
 
     class MotionTrainer(tf.Trainer):
@@ -75,7 +87,12 @@ def _motion_classes():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             targets = [inputs.pop(k) for k in TARGET_KEYS]
             ids = inputs["input_ids"]
-            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            if "label_weights" in inputs:
+                weights, labels = inputs.pop("label_weights"), inputs.pop("labels")
+                outputs = model(**inputs)
+                loss = weighted_answer_loss(outputs.logits, labels, weights)
+            else:
+                loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
             tokens = self.hidden[ids == self.image_token_id]
             if len(tokens) != len(targets[0]):
                 raise ValueError(f"{len(tokens)} image tokens but {len(targets[0])} motion targets")
@@ -85,6 +102,17 @@ def _motion_classes():
             return (loss, outputs) if return_outputs else loss
 
     return MotionDataset, MotionTrainer
+
+
+def label_weights(lm, item: dict, answer: str, event_weights: dict) -> torch.Tensor:
+    """Per token of an encoded example: 1 for the prompt and video, the answer's event-word weights after."""
+    from .event_words import token_weights
+    prefix = lm.family.answer_prefix
+    answer_part = token_weights(lm.tokenizer, prefix + answer + lm.family.end_of_turn, len(prefix), event_weights)
+    prompt_part = torch.ones(len(item["input_ids"]) - len(answer_part))
+    if (item["labels"][len(prompt_part):] == -100).any() or (item["labels"][:len(prompt_part)] != -100).any():
+        raise ValueError("the answer's token weights do not line up with its labels")
+    return torch.cat([prompt_part, answer_part])
 
 
 HEAD_FILE = "motion_head.pt"
@@ -104,11 +132,12 @@ def word_norm(lm) -> float:
 
 def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weight: float,
                  on_event: EventSink = ignore, balanced_events: bool = True, connector_lr: float = 0.0,
-                 path_norm: float = 0.0) -> Path:
+                 path_norm: float = 0.0, event_word_weight: float = 1.0) -> Path:
     """train_stage's caption training with the motion read-out beside it (resumable, the head saved
     with each checkpoint), and with `path_norm` > 0 the motion path (LoRA on the merger's last linear,
-    its output held within path_norm x a word's norm). Returns the adapter folder; the head is
-    written beside it."""
+    its output held within path_norm x a word's norm). With `event_word_weight` above 1, the caption
+    loss weighs the event words up (rbft.toyworld.event_words). Returns the adapter folder; the head
+    is written beside it."""
     import transformers as tf
 
     from ..train import ADAPTER_DIR, EventCallback, add_lora, last_complete_checkpoint, save_adapter, training_arguments
@@ -129,6 +158,12 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
         pos_weight = event_pos_weight(seeds, frames.num_frames, lay.side, lay.frames_per_token)
         on_event(Event("log", "toyworld", message="event weights (absent per present token): " + ", ".join(
             f"{k} {w:.0f}" for k, w in zip(EVENTS, pos_weight.tolist()))))
+    event_weights = {}
+    if event_word_weight != 1.0:
+        from .event_words import kind_weights
+        event_weights = kind_weights([ex.answer for ex in examples], event_word_weight)
+        on_event(Event("log", "toyworld", message="event word weights in the caption loss: " + ", ".join(
+            f"{k} {w:.2f}" for k, w in sorted(event_weights.items(), key=lambda kw: kw[1]))))
     text = find_module(lm, lm.family.text_module)
     head = MotionHead(text.config.hidden_size, pos_weight)
     lm.model.motion_head = head   # a sub-module, so that the optimizer trains it; PEFT saves adapters only
@@ -143,7 +178,8 @@ def motion_stage(store, lm, examples: list, frames, cfg, output_dir: Path, weigh
     dataset_class, trainer_class = _motion_classes()
     trainer = trainer_class(
         model=lm.model, args=training_arguments(cfg, output_dir, lm.device, dtype=lm.dtype),
-        train_dataset=dataset_class(store, lm, examples, frames), data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
+        train_dataset=dataset_class(store, lm, examples, frames, event_weights=event_weights),
+        data_collator=motion_collator(lm.tokenizer.pad_token_id, lm.dtype),
         callbacks=[EventCallback("toyworld", on_event, None, 0), SaveHead()],
         head=head, layer=text.layers[LAYER], image_token_id=image_token_id, weight=weight,
         connector_lr=connector_lr, connector=lay.connector, path=path, path_cap=path_cap)
