@@ -186,6 +186,9 @@ def test_a_short_qwen_build_trains_every_stage_and_its_parts_assemble(tmp_path):
         names = list(f.keys())
     # the merger stays at its word start: it ships beside the adapter, which holds LoRA alone
     assert not any("merger" in n for n in names) and any("lora_A" in n and "language_model" in n for n in names)
+    record = json.loads((work / "build.json").read_text())
+    assert build(work, cfg) == adapter   # run again (as `--ship` does): nothing trains, the record stays the build's
+    assert json.loads((work / "build.json").read_text()) == record
     with pytest.raises(ValueError, match="holds a qwen2_5_vl build"):
         build(work, BuildConfig(family="smolvlm"))
     parts = package(work, tmp_path / "parts")
@@ -209,7 +212,7 @@ def test_each_family_builds_with_its_own_recipe_unless_told_otherwise():
     qwen = family_config("qwen2_5_vl")
     assert (qwen.sight_steps, qwen.sight_batch_size, qwen.sight_learning_rate, qwen.motion_weight,
             qwen.train_vision, qwen.train_connector) == (4500, 16, 3e-3, 0.1, False, False)
-    assert (qwen.steps, qwen.word_start_motion) == (1200, 0.5)   # build 15's caption stage
+    assert (qwen.steps, qwen.word_start_motion, qwen.event_word_weight) == (2400, 0.5, 1.0)   # build 16's caption stage
     assert family_config("qwen2_5_vl", sight_steps=3).sight_steps == 3
     assert family_config() == BuildConfig() == qwen   # the shipped family is the default
     smol = family_config("smolvlm")

@@ -1,4 +1,4 @@
-"""Does the shipped toy-world VLM keep the label-hint habit? (issue 33, build 15)
+"""Does the shipped toy-world VLM keep the label-hint habit? (issue 33, since build 15)
 
 Stage I's prompt gives the clip's label as a hint, and the rationale should end with
 "Classification: <that label>". Build 9's own rationales of issue 37's 180 training clips are stored
