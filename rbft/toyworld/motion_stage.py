@@ -85,6 +85,9 @@ def _motion_classes():
             self.hidden = output[0] if isinstance(output, tuple) else output
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Every build steps at batch 1 with no accumulation. The read-out's loss, the path penalty and
+            # the weighted caption loss are means over this batch, which the Trainer does not divide by
+            # its accumulation steps (the model takes num_items_in_batch): with accumulation they would add up.
             targets = [inputs.pop(k) for k in TARGET_KEYS]
             ids = inputs["input_ids"]
             if "label_weights" in inputs:
